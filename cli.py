@@ -84,3 +84,67 @@ def cli():
 
 
 # --- commands (one section each; edit only your own section) ---------------------------------
+
+
+# --- proxy ------------------------------------------------------------------------------------
+@cli.command()
+@click.option(
+    "--upstream",
+    default="https://api.openai.com",
+    show_default=True,
+    help="Server to forward to in reverse mode.",
+)
+@listen_option("127.0.0.1:8080")
+@db_option
+@click.option(
+    "--mode",
+    default="reverse",
+    show_default=True,
+    help="`reverse` (to --upstream), `regular` (explicit HTTP(S) proxy with mitmproxy's CA), "
+    "or any mitmproxy mode spec.",
+)
+@click.option(
+    "--redact-header",
+    "redact",
+    multiple=True,
+    metavar="NAME",
+    help="Extra header to redact before recording (repeatable). Authorization, api-key, "
+    "OpenAI-Organization, OpenAI-Project and cookies are always redacted.",
+)
+@click.option("--verbose", is_flag=True, help="Log every flow and mitmproxy's info messages.")
+def proxy(upstream, listen, db, mode, redact, verbose):
+    """Record Assistants runs traffic into a DuckDB store.
+
+    Point clients at it with OPENAI_BASE_URL=http://127.0.0.1:8080/v1. Runs endpoints
+    (and thread/message creation, for replay) are recorded; everything else passes through
+    untouched. Stop with Ctrl-C or SIGTERM: everything seen is flushed to the store first.
+    """
+    from addon.proxy import run_proxy
+
+    host, port = listen
+    run_proxy(upstream=upstream, host=host, port=port, db=db, mode=mode, redact=redact, verbose=verbose)
+
+
+# --- demo -------------------------------------------------------------------------------------
+@cli.command()
+@db_option
+@click.option("--seed", default=7, show_default=True, help="Simulator seed (same seed, same outcomes).")
+def demo(db, seed):
+    """Record a demo workload: simulator + proxy + the official openai SDK, then summarize.
+
+    Needs no API key and no network: everything runs on 127.0.0.1.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from demo.run import run_demo
+
+    console = Console(stderr=True)
+    result = run_demo(db, seed=seed, progress=lambda message: console.print(f"[dim]• {message}[/]"))
+    table = Table(title=f"Recorded runs ({result.exchanges} exchanges in {result.seconds:.1f}s)")
+    for name in ("model", "status", "runs", "total tokens"):
+        table.add_column(name, justify="right" if name in ("runs", "total tokens") else "left")
+    for model, status, runs, tokens in result.runs_by_model_status:
+        table.add_row(model or "—", status or "—", str(runs), "—" if tokens is None else f"{tokens:,}")
+    Console().print(table)
+    click.echo(f"Store: {db}. Next: `runtap report summary --db {db}`")

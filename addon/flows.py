@@ -1,0 +1,141 @@
+"""Turn a mitmproxy flow into a transport-neutral `Exchange`, the one path for live and ingest.
+
+The live addon copies what it needs off the flow on the event loop (`captured_from_flow`, cheap:
+references to immutable bytes and a few floats) and does the expensive part, content decoding
+and SSE parsing (`to_exchange`), on its worker thread. Ingest of flow files calls the same two
+functions, so a flow recorded live and the same flow read from a file give the same rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from addon.decode import decode_body, make_decoder
+from addon.exchange import Exchange
+from addon.sse import SSEParser
+
+
+@dataclass
+class CapturedFlow:
+    """Plain data copied from a mitmproxy HTTP flow: safe to hand to another thread or process."""
+
+    flow_id: str
+    method: str
+    url: str
+    request_headers: list[tuple[str, str]]
+    request_body: bytes
+    request_started_at: float
+    status_code: int | None = None
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    response_started_at: float | None = None
+    response_ended_at: float | None = None
+    # Raw (still content-encoded) body chunks with arrival times, when the addon tapped the
+    # stream; otherwise the whole raw body read from the flow.
+    chunks: list[tuple[float, bytes]] | None = None
+    raw_body: bytes | None = None
+    error: str | None = None
+
+
+def _header_pairs(headers) -> list[tuple[str, str]]:
+    return [(name, value) for name, value in headers.items(multi=True)]
+
+
+def captured_from_flow(flow, chunks: list[tuple[float, bytes]] | None = None) -> CapturedFlow:
+    """Copy the parts of a mitmproxy `HTTPFlow` that normalization needs.
+
+    `chunks` are the tapped body chunks of a streamed response (live capture). Without them the
+    flow's own raw body is used (buffered responses, or flows read from a file).
+    """
+    request = flow.request
+    response = flow.response
+    captured = CapturedFlow(
+        flow_id=flow.id,
+        method=request.method,
+        url=request.url,
+        request_headers=_header_pairs(request.headers),
+        request_body=request.raw_content or b"",
+        request_started_at=request.timestamp_start,
+        chunks=chunks,
+        error=flow.error.msg if flow.error else None,
+    )
+    if response is not None:
+        captured.status_code = response.status_code
+        captured.response_headers = _header_pairs(response.headers)
+        captured.response_started_at = response.timestamp_start
+        captured.response_ended_at = response.timestamp_end
+        if chunks is None:
+            captured.raw_body = response.raw_content
+    if captured.response_ended_at is None:
+        # A stream cut short never gets a response end: the last thing we saw is the end.
+        ends = [t for t, _ in chunks or ()]
+        if flow.error:
+            ends.append(flow.error.timestamp)
+        captured.response_ended_at = max(ends) if ends else None
+    return captured
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    name = name.lower()
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _is_event_stream(headers: list[tuple[str, str]]) -> bool:
+    return "text/event-stream" in (_header(headers, "content-type") or "").lower()
+
+
+def to_exchange(captured: CapturedFlow, capture_id: str) -> Exchange:
+    """Decode the body and parse SSE events (with real arrival times when chunks are known)."""
+    encoding = _header(captured.response_headers, "content-encoding")
+    request_encoding = _header(captured.request_headers, "content-encoding")
+    request_body, request_error = decode_body(captured.request_body, request_encoding)
+    errors = [e for e in (captured.error, request_error) if e]
+    streamed = _is_event_stream(captured.response_headers)
+    sse_events = None
+    first_byte_at = None
+    if captured.chunks is not None:
+        decoder = make_decoder(encoding)
+        parser = SSEParser() if streamed else None
+        parts: list[bytes] = []
+        sse_events = [] if streamed else None
+        for received_at, chunk in captured.chunks:
+            if chunk and first_byte_at is None:
+                first_byte_at = received_at
+            data = decoder.feed(chunk)
+            parts.append(data)
+            if parser is not None and data:
+                sse_events.extend(parser.feed(data, received_at))
+        tail = decoder.flush()
+        parts.append(tail)
+        end_time = captured.response_ended_at or captured.request_started_at
+        if parser is not None:
+            if tail:
+                sse_events.extend(parser.feed(tail, end_time))
+            sse_events.extend(parser.close())
+        if decoder.error:
+            errors.append(f"response body decoding failed: {decoder.error}")
+        body = b"".join(parts)
+    else:
+        body, body_error = decode_body(captured.raw_body or b"", encoding)
+        if body_error:
+            errors.append(f"response body decoding failed: {body_error}")
+    return Exchange(
+        exchange_id=captured.flow_id,
+        capture_id=capture_id,
+        method=captured.method,
+        url=captured.url,
+        request_headers=captured.request_headers,
+        request_body=request_body,
+        status_code=captured.status_code,
+        response_headers=captured.response_headers,
+        response_body=body,
+        request_started_at=captured.request_started_at,
+        response_started_at=captured.response_started_at,
+        first_byte_at=first_byte_at,
+        response_ended_at=captured.response_ended_at,
+        streamed=streamed,
+        sse_events=sse_events,
+        error="; ".join(errors) if errors else None,
+    )

@@ -1,0 +1,91 @@
+"""Run mitmproxy in-process with the runtap recorder: the library behind `runtap proxy`."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from mitmproxy import exceptions, options
+from mitmproxy.proxy.mode_specs import ProxyMode
+from mitmproxy.tools.dump import DumpMaster
+
+from addon.recorder import Recorder
+from store.errors import RuntapError
+
+
+def mode_spec(mode: str, upstream: str) -> str:
+    """Turn `--mode` into a mitmproxy mode spec: `reverse` means reverse to `upstream`."""
+    if mode == "reverse":
+        parts = urlsplit(upstream)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RuntapError(f"--upstream must be an http(s) URL, got {upstream!r}")
+        spec = f"reverse:{upstream}"
+    else:
+        spec = mode
+    try:
+        ProxyMode.parse(spec)
+    except ValueError as exc:
+        raise RuntapError(f"invalid --mode {mode!r}: {exc}") from None
+    return spec
+
+
+def check_listen_address(host: str, port: int) -> None:
+    """Fail early, with one line, when the listen address cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            raise RuntapError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
+class _Announce:
+    """Print one line when the proxy is ready, so users (and scripts) know where to point."""
+
+    def __init__(self, host: str, port: int, spec: str, db: str) -> None:
+        self.line = f"runtap proxy: listening on http://{host}:{port} ({spec}), recording to {db}"
+
+    def running(self) -> None:
+        print(self.line, file=sys.stderr, flush=True)
+
+
+async def _run(spec: str, host: str, port: int, db: str, redact: Sequence[str], verbose: bool) -> None:
+    opts = options.Options(listen_host=host, listen_port=port, mode=[spec])
+    master = DumpMaster(opts, with_termlog=True, with_dumper=verbose)
+    master.addons.add(Recorder(), _Announce(host, port, spec, db))
+    try:
+        opts.update(
+            runtap_db=db,
+            runtap_redact=list(redact),
+            termlog_verbosity="info" if verbose else "warn",
+            flow_detail=1 if verbose else 0,
+        )
+    except exceptions.OptionsError as exc:
+        raise RuntapError(str(exc)) from None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, master.shutdown)
+    await master.run()
+
+
+def run_proxy(
+    *,
+    upstream: str,
+    host: str,
+    port: int,
+    db: str,
+    mode: str = "reverse",
+    redact: Sequence[str] = (),
+    verbose: bool = False,
+) -> None:
+    """Record runs traffic until SIGINT/SIGTERM; everything queued is flushed before returning."""
+    spec = mode_spec(mode, upstream)
+    check_listen_address(host, port)
+    asyncio.run(_run(spec, host, port, db, redact, verbose))
