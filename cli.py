@@ -148,3 +148,60 @@ def demo(db, seed):
         table.add_row(model or "—", status or "—", str(runs), "—" if tokens is None else f"{tokens:,}")
     Console().print(table)
     click.echo(f"Store: {db}. Next: `runtap report summary --db {db}`")
+
+
+# --- replay -----------------------------------------------------------------------------------
+@cli.command()
+@click.option("--target", required=True, help="Server to replay against: scheme://host:port (the recorded path is kept).")
+@db_option
+@click.option("--thread", "threads", multiple=True, help="Replay only this recorded thread (repeatable).")
+@click.option("--capture", help="Replay only sessions of this capture id.")
+@click.option("--since", help="Replay only sessions that started at or after this ISO date/time (UTC).")
+@click.option("--concurrency", default=1, show_default=True, type=int, help="Sessions replayed in parallel.")
+@click.option("--speed", default=0.0, show_default=True, type=float,
+              help="0 = as fast as possible, 1 = recorded pacing, N = N times faster than recorded.")
+@click.option("--timeout", default=60.0, show_default=True, type=float,
+              help="Seconds per request, and per wait for a run's outcome.")
+@click.option("--header", "headers", multiple=True,
+              help="'Name: value' sent on every request (repeatable); default Authorization from OPENAI_API_KEY.")
+@click.option("--map-id", "map_ids", multiple=True, help="OLD=NEW: an id the target knows by another name (repeatable).")
+@click.option("--token-tolerance", default=0.10, show_default=True, type=float,
+              help="Allowed relative difference in token counts (0.1 = 10%).")
+@click.option("--max-slowdown", type=float, help="Fail a step slower than recorded by more than this factor (off by default).")
+@click.option("--ignore", multiple=True, help="Difference path to ignore, e.g. '$.runs[*].instructions' (repeatable).")
+@click.option("--junit", "junit", type=click.Path(dir_okay=False), help="Also write a JUnit XML report to FILE.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Output format.")
+@click.pass_context
+def replay(ctx, target, db, threads, capture, since, concurrency, speed, timeout, headers, map_ids,
+           token_tolerance, max_slowdown, ignore, junit, fmt):
+    """Replay recorded sessions against a server and report regressions.
+
+    Each recorded thread is one session: threads are recreated, new ids are learned and
+    rewritten, poll loops wait for the recorded outcome, streams are replayed as streams.
+    Exit code 0 when every session passes, 1 on a regression, 2 when replay could not run.
+    """
+    from rich.console import Console
+
+    from replay import options as o
+    from replay.render import render_json, render_table, write_junit
+    from replay.results import save_report
+    from replay.runner import run_replay
+
+    o.check_numbers(concurrency=concurrency, speed=speed, timeout=timeout,
+                    token_tolerance=token_tolerance, max_slowdown=max_slowdown)
+    opts = o.ReplayOptions(
+        target=o.parse_target(target), db=db, threads=tuple(threads), capture=capture,
+        since=o.parse_since(since), concurrency=concurrency, speed=speed, timeout=timeout,
+        headers=o.parse_headers(headers), id_map=o.parse_id_map(map_ids),
+        token_tolerance=token_tolerance, max_slowdown=max_slowdown, ignore=tuple(ignore),
+    )
+    report = run_replay(opts)
+    save_report(db, report)
+    if junit:
+        write_junit(report, junit)
+    if fmt == "json":
+        click.echo(render_json(report))
+    else:
+        render_table(report, Console())
+    ctx.exit(0 if report.failed == 0 else 1)

@@ -1,0 +1,146 @@
+"""Reduce a response (JSON or SSE text) to what replay compares: an `Observation`.
+
+Recorded and replayed responses go through the same functions, so the matchers compare like with
+like: the final state of every thread, run, step and message the response showed (stream deltas
+accumulated), every run status seen in order, and the stream's event types.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from addon.sse import parse_sse_text
+
+# The API's `object` names, and the kind replay files them under.
+KINDS = {"thread": "thread", "thread.run": "run", "thread.run.step": "step", "thread.message": "message"}
+
+
+@dataclass
+class Observation:
+    """What one response (or one wait-for-outcome loop) showed."""
+
+    status_code: int | None
+    streamed: bool = False
+    events: list[str] = field(default_factory=list)  # SSE event names, in order
+    # kind -> object id -> the latest state seen; dicts keep first-seen order.
+    objects: dict[str, dict[str, dict]] = field(default_factory=lambda: {k: {} for k in KINDS.values()})
+    run_statuses: list[tuple[str, str]] = field(default_factory=list)  # (run id, status), in order
+    error: str | None = None  # API error message, transport error, or unparseable body
+    duration_ms: float | None = None
+
+    def of(self, kind: str) -> list[dict]:
+        """The final objects of one kind (thread, run, step, message), in first-seen order."""
+        return list(self.objects[kind].values())
+
+    def created_ids(self) -> set[str]:
+        """Ids of every object and tool call this response showed: ids a replay must learn."""
+        ids = {oid for objs in self.objects.values() for oid in objs}
+        for run in self.of("run"):
+            ids.update(c.get("id") for c in required_tool_calls(run) if c.get("id"))
+        for step in self.of("step"):
+            ids.update(c.get("id") for c in step_tool_calls(step) if c.get("id"))
+        return ids
+
+
+def observe(status_code: int | None, body: str | None, *, streamed: bool) -> Observation:
+    """Observe one response body: SSE text when `streamed`, else JSON."""
+    obs = Observation(status_code=status_code, streamed=streamed)
+    if not body:
+        return obs
+    if streamed:
+        for event in parse_sse_text(body, None):
+            obs.events.append(event.event or "message")
+            _add_event(obs, event.event, event.data)
+        return obs
+    try:
+        _add(obs, json.loads(body))
+    except ValueError:
+        obs.error = f"response is not JSON: {body[:80]!r}"
+    return obs
+
+
+def merge_polls(polls: list[Observation]) -> Observation:
+    """One observation for a poll loop: every status seen, the final objects of the last poll."""
+    last = polls[-1]
+    merged = Observation(status_code=last.status_code, objects=last.objects, error=last.error)
+    for poll in polls:
+        merged.run_statuses.extend(poll.run_statuses)
+    return merged
+
+
+def required_tool_calls(run: dict) -> list[dict]:
+    """The tool calls a run waits on (`required_action.submit_tool_outputs.tool_calls`)."""
+    action = run.get("required_action") or {}
+    return list(((action.get("submit_tool_outputs") or {}).get("tool_calls")) or [])
+
+
+def step_tool_calls(step: dict) -> list[dict]:
+    """The tool calls of a `tool_calls` step."""
+    details = step.get("step_details") or {}
+    return list(details.get("tool_calls") or [])
+
+
+def _add_event(obs: Observation, name: str | None, data: str | None) -> None:
+    try:
+        value = json.loads(data or "")
+    except ValueError:
+        return  # `data: [DONE]` and keep-alive comments carry nothing to compare
+    if name == "error" or (isinstance(value, dict) and "error" in value and "object" not in value):
+        obs.error = _error_message(value)
+        return
+    if isinstance(value, dict) and value.get("object") == "thread.run.step.delta":
+        step = obs.objects["step"].get(value.get("id"))
+        if step is not None:
+            _merge_delta(step, value.get("delta") or {})
+        return
+    _add(obs, value)
+
+
+def _add(obs: Observation, value: Any) -> None:
+    if not isinstance(value, dict):
+        return
+    if "error" in value and "object" not in value:
+        obs.error = _error_message(value)
+        return
+    if value.get("object") == "list":
+        for item in value.get("data") or []:
+            _add(obs, item)
+        return
+    kind = KINDS.get(value.get("object"))
+    oid = value.get("id")
+    if kind is None or not isinstance(oid, str):
+        return
+    obs.objects[kind][oid] = value
+    if kind == "run" and value.get("status"):
+        obs.run_statuses.append((oid, value["status"]))
+
+
+def _merge_delta(into: dict, delta: dict) -> None:
+    """Fold a step delta into the step: strings append (arguments arrive in pieces), lists of
+    indexed items merge by `index`, other values replace."""
+    for key, value in delta.items():
+        current = into.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            _merge_delta(current, value)
+        elif isinstance(value, list) and isinstance(current, list):
+            for item in value:
+                index = item.get("index") if isinstance(item, dict) else None
+                if index is None:
+                    current.append(item)
+                    continue
+                while len(current) <= index:
+                    current.append({})
+                _merge_delta(current[index], {k: v for k, v in item.items() if k != "index"})
+        elif isinstance(value, str) and isinstance(current, str) and key not in ("id", "type", "name"):
+            into[key] = current + value
+        elif value is not None or key not in into:
+            into[key] = value
+
+
+def _error_message(value: Any) -> str:
+    error = value.get("error") if isinstance(value, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("code") or error)
+    return str(error or value)

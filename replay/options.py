@@ -1,0 +1,104 @@
+"""What a replay is asked to do: validated options, parsed from the command line or built in code.
+
+Everything here is pure validation: bad values raise `RuntapError` with a one-line message, so
+the CLI exits 2 before any request is sent.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+from store.errors import RuntapError
+
+FORMATS = ("table", "json")
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """One replay: where to send, which sessions, how fast, and how strictly to compare."""
+
+    target: str  # scheme://host[:port]; the recorded path is kept
+    db: str = "runtap.duckdb"
+    threads: tuple[str, ...] = ()
+    capture: str | None = None
+    since: datetime | None = None
+    concurrency: int = 1
+    speed: float = 0.0  # 0 = as fast as possible, 1 = recorded pacing, N = N times faster
+    timeout: float = 60.0  # seconds per request and per wait-for-outcome step
+    headers: tuple[tuple[str, str], ...] = ()  # sent on every request (credentials)
+    id_map: dict[str, str] = field(default_factory=dict)  # ids the target already knows
+    token_tolerance: float = 0.10
+    max_slowdown: float | None = None  # off by default
+    ignore: tuple[str, ...] = ()  # difference paths (glob) to ignore
+
+
+def parse_target(value: str) -> str:
+    """Validate `--target`: scheme and host (and port) only, since the recorded path is kept."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RuntapError(f"--target must look like http://HOST:PORT, got {value!r}")
+    if parts.path not in ("", "/") or parts.query:
+        raise RuntapError(
+            f"--target {value!r} has a path; give only scheme://host:port (the recorded path, "
+            "e.g. /v1/threads/..., is kept)"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise RuntapError(f"--target has a bad port: {value!r}") from None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def parse_id_map(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Parse repeated `OLD=NEW` id mappings."""
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise RuntapError(f"--map-id expects OLD=NEW, got {pair!r}")
+        mapping[old.strip()] = new.strip()
+    return mapping
+
+
+def parse_headers(values: tuple[str, ...] | list[str], env: dict[str, str] | None = None) -> tuple[tuple[str, str], ...]:
+    """Parse repeated `Name: value` headers; add `Authorization` from OPENAI_API_KEY unless given."""
+    env = os.environ if env is None else env
+    headers: list[tuple[str, str]] = []
+    for value in values:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip() or " " in name.strip():
+            raise RuntapError(f"--header expects 'Name: value', got {value!r}")
+        headers.append((name.strip(), content.strip()))
+    names = {name.lower() for name, _ in headers}
+    if "authorization" not in names and "api-key" not in names and env.get("OPENAI_API_KEY"):
+        headers.append(("Authorization", f"Bearer {env['OPENAI_API_KEY']}"))
+    return tuple(headers)
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """Parse `--since` as an ISO date or date-time (UTC when no zone is given)."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise RuntapError(f"--since expects an ISO date or date-time, got {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def check_numbers(*, concurrency: int, speed: float, timeout: float, token_tolerance: float,
+                  max_slowdown: float | None) -> None:
+    """Reject numeric options that cannot mean anything."""
+    if concurrency < 1:
+        raise RuntapError(f"--concurrency must be at least 1, got {concurrency}")
+    if speed < 0:
+        raise RuntapError(f"--speed must be 0 (as fast as possible) or positive, got {speed}")
+    if timeout <= 0:
+        raise RuntapError(f"--timeout must be positive, got {timeout}")
+    if token_tolerance < 0:
+        raise RuntapError(f"--token-tolerance must be 0 or more, got {token_tolerance}")
+    if max_slowdown is not None and max_slowdown <= 0:
+        raise RuntapError(f"--max-slowdown must be positive, got {max_slowdown}")

@@ -1,0 +1,115 @@
+"""Show a replay report: a rich table per session, a JSON object, or a JUnit XML file."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from replay.matchers import Difference
+from replay.runner import ReplayReport, SessionResult
+
+
+def to_dict(report: ReplayReport) -> dict[str, Any]:
+    """The `--format json` object: counts, then per-session details."""
+    return {
+        "replay_id": report.replay_id,
+        "target": report.target,
+        "sessions": len(report.sessions),
+        "passed": report.passed,
+        "failed": report.failed,
+        "details": [_session_dict(s) for s in report.sessions],
+    }
+
+
+def _session_dict(s: SessionResult) -> dict[str, Any]:
+    return {
+        "thread_id": s.thread_id,
+        "replayed_thread_id": s.replayed_thread_id,
+        "passed": s.passed,
+        "duration_ms": round(s.duration_ms, 1),
+        "steps": [
+            {"index": r.step.index, "name": r.step.name, "kind": r.step.kind, "operation": r.step.first.operation,
+             "sent": r.sent_target, "recorded_status": r.recorded_status, "replayed_status": r.replayed_status,
+             "recorded_ms": _round(r.recorded_ms), "replayed_ms": _round(r.replayed_ms), "passed": r.passed,
+             "differences": [_diff_dict(d) for d in r.differences]}
+            for r in s.steps
+        ],
+        "differences": [_diff_dict(d) for d in s.differences],
+    }
+
+
+def _diff_dict(d: Difference) -> dict[str, Any]:
+    return {"path": d.path, "severity": d.severity, "message": d.message,
+            "recorded": d.recorded, "replayed": d.replayed}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def render_json(report: ReplayReport) -> str:
+    """The report as one JSON object."""
+    return json.dumps(to_dict(report), indent=2, default=str)
+
+
+def render_table(report: ReplayReport, console: Console) -> None:
+    """One table per session (steps and their differences), then a one-line summary."""
+    for s in report.sessions:
+        verdict = "[green]PASS[/]" if s.passed else "[red]FAIL[/]"
+        new = f" -> {s.replayed_thread_id}" if s.replayed_thread_id else ""
+        table = Table(title=f"{verdict} {s.thread_id}{new}", title_justify="left", expand=False)
+        for column in ("#", "step", "status", "ms", "result"):
+            table.add_column(column, overflow="fold")
+        for r in s.steps:
+            table.add_row(str(r.step.index), r.step.name, f"{r.recorded_status} -> {r.replayed_status}",
+                          f"{_ms(r.recorded_ms)} -> {_ms(r.replayed_ms)}", _result(r.differences))
+        if s.differences:
+            table.add_row("", "whole session", "", "", _result(s.differences))
+        console.print(table)
+    colour = "green" if report.failed == 0 else "red"
+    console.print(f"[{colour}]{len(report.sessions)} sessions: {report.passed} passed, {report.failed} failed[/]"
+                  f" (replay {report.replay_id} against {report.target})")
+
+
+def _result(diffs: list[Difference]) -> str:
+    if not diffs:
+        return "[green]ok[/]"
+    lines = [f"[{'red' if d.severity == 'failure' else 'yellow'}]{d.severity}[/]: {_escape(d.message)}"
+             for d in diffs]
+    return "\n".join(lines)
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", r"\[")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def write_junit(report: ReplayReport, path: str) -> None:
+    """JUnit XML: one testsuite per session, one testcase per logical step (plus the session)."""
+    suites = ET.Element("testsuites", name=f"runtap replay {report.replay_id}",
+                        tests=str(sum(len(s.steps) for s in report.sessions)))
+    for s in report.sessions:
+        cases = [(r.step.name, r.differences, r.replayed_ms) for r in s.steps]
+        if s.differences:
+            cases.append(("whole session", s.differences, None))
+        failures = sum(any(d.severity == "failure" for d in diffs) for _, diffs, _ in cases)
+        suite = ET.SubElement(suites, "testsuite", name=s.thread_id, tests=str(len(cases)),
+                              failures=str(failures), errors="0", time=f"{s.duration_ms / 1000:.3f}")
+        for index, (name, diffs, ms) in enumerate(cases):
+            case = ET.SubElement(suite, "testcase", classname=s.thread_id, name=f"{index:02d} {name}",
+                                 time=f"{(ms or 0) / 1000:.3f}")
+            failed = [d for d in diffs if d.severity == "failure"]
+            if failed:
+                failure = ET.SubElement(case, "failure", message=failed[0].message, type="regression")
+                failure.text = "\n".join(f"{d.path}: {d.message}" for d in failed)
+            warnings = [d for d in diffs if d.severity == "warning"]
+            if warnings:
+                ET.SubElement(case, "system-out").text = "\n".join(f"warning {d.path}: {d.message}" for d in warnings)
+    ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)

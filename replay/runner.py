@@ -1,0 +1,159 @@
+"""Run a replay: every selected session against the target, compared step by step.
+
+Sessions run in parallel (`concurrency`), steps within a session in order, paced by `speed`.
+A session's id mapping lives only as long as the session.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import httpx
+
+from replay.execute import check_reachable, make_client, send_step
+from replay.idmap import IdMap
+from replay.matchers import FAILURE, Difference, MatchOptions, compare_step, drop_ignored, match_status_sequence
+from replay.observe import Observation, merge_polls, observe
+from replay.options import ReplayOptions
+from replay.sessions import Session, Step, load_sessions
+
+
+@dataclass
+class StepResult:
+    """One logical step: what was recorded, what the target answered, and the differences."""
+
+    step: Step
+    sent_target: str | None
+    recorded_status: int | None
+    replayed_status: int | None
+    recorded_ms: float | None
+    replayed_ms: float | None
+    differences: list[Difference]
+
+    @property
+    def passed(self) -> bool:
+        """True when no difference is a failure (warnings allowed)."""
+        return not any(d.severity == FAILURE for d in self.differences)
+
+
+@dataclass
+class SessionResult:
+    """One replayed session (thread)."""
+
+    thread_id: str
+    replayed_thread_id: str | None
+    steps: list[StepResult]
+    differences: list[Difference]  # session-wide: status sequences
+    duration_ms: float
+
+    @property
+    def passed(self) -> bool:
+        """True when every step passed and no session-wide failure was found."""
+        return all(s.passed for s in self.steps) and not any(d.severity == FAILURE for d in self.differences)
+
+    def all_differences(self) -> list[Difference]:
+        """Every difference of the session, step ones first."""
+        return [d for s in self.steps for d in s.differences] + self.differences
+
+
+@dataclass
+class ReplayReport:
+    """The outcome of one `runtap replay`."""
+
+    replay_id: str
+    target: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    sessions: list[SessionResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> int:
+        """Number of sessions that passed."""
+        return sum(s.passed for s in self.sessions)
+
+    @property
+    def failed(self) -> int:
+        """Number of sessions with at least one regression."""
+        return len(self.sessions) - self.passed
+
+
+def run_replay(opts: ReplayOptions) -> ReplayReport:
+    """Load the selected sessions, check the target answers, replay them all and compare.
+
+    Raises RuntapError when nothing can be replayed: no sessions, or the target is down.
+    """
+    sessions = load_sessions(opts.db, threads=opts.threads, capture=opts.capture, since=opts.since)
+    report = ReplayReport(uuid.uuid4().hex[:12], opts.target, datetime.now(timezone.utc))
+    with make_client(opts.target, opts.timeout) as client:
+        check_reachable(client)
+        with ThreadPoolExecutor(max_workers=opts.concurrency, thread_name_prefix="replay") as pool:
+            futures = [pool.submit(replay_session, client, s, opts) for s in sessions]
+            try:
+                report.sessions = [f.result() for f in futures]
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+    report.finished_at = datetime.now(timezone.utc)
+    return report
+
+
+def recorded_observation(step: Step) -> Observation:
+    """The recorded answer of a step, observed like a replayed one (poll loops merged)."""
+    polls = [observe(ex.status_code, ex.response_body, streamed=ex.streamed) for ex in step.exchanges]
+    return merge_polls(polls) if step.kind == "wait" else polls[0]
+
+
+def replay_session(client: httpx.Client, session: Session, opts: ReplayOptions) -> SessionResult:
+    """Replay one session's steps in order, learning new ids as they come back."""
+    match = MatchOptions(opts.token_tolerance, opts.max_slowdown, opts.ignore)
+    recorded = [recorded_observation(step) for step in session.steps]
+    expected = set().union(*(obs.created_ids() for obs in recorded)) - set(opts.id_map)
+    ids = IdMap(opts.id_map, expected)
+    replayed: list[Observation] = []
+    results: list[StepResult] = []
+    started = time.monotonic()
+    for step, rec in zip(session.steps, recorded):
+        _pace(session, step, started, opts.speed)
+        sent = send_step(client, step, ids, opts.headers, opts.timeout)
+        diffs = drop_ignored(sent.notes, opts.ignore)
+        rep = sent.observation
+        if rep is not None:
+            ids.learn(rec, rep)
+            replayed.append(rep)
+            diffs = compare_step(rec, rep, match, step.duration_ms, sent.duration_ms) + diffs
+        results.append(StepResult(step, sent.target, rec.status_code, rep.status_code if rep else None,
+                                  step.duration_ms, sent.duration_ms, diffs))
+    session_diffs = drop_ignored(_status_sequences(recorded, replayed, ids), opts.ignore)
+    return SessionResult(session.thread_id, ids.items().get(session.thread_id), results, session_diffs, (time.monotonic() - started) * 1000)
+
+
+def _status_sequences(recorded: list[Observation], replayed: list[Observation], ids: IdMap) -> list[Difference]:
+    """Compare each run's status milestones over the whole session."""
+    def by_run(observations: list[Observation]) -> dict[str, list[str]]:
+        runs: dict[str, list[str]] = {}
+        for obs in observations:
+            for run_id, status in obs.run_statuses:
+                runs.setdefault(run_id, []).append(status)
+        return runs
+
+    rec_runs, rep_runs, mapping = by_run(recorded), by_run(replayed), ids.items()
+    diffs = []
+    for run_id, statuses in rec_runs.items():
+        if mapping.get(run_id) in rep_runs:  # a run never created is already a step failure
+            diffs += match_status_sequence(run_id, statuses, rep_runs[mapping[run_id]])
+    return diffs
+
+
+def _pace(session: Session, step: Step, started: float, speed: float) -> None:
+    """With speed N > 0, start each step at its recorded offset divided by N."""
+    if speed <= 0 or session.started_at is None or step.first.started_at is None:
+        return
+    offset = (step.first.started_at - session.started_at).total_seconds() / speed
+    delay = started + offset - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
