@@ -205,3 +205,55 @@ def replay(ctx, target, db, threads, capture, since, concurrency, speed, timeout
     else:
         render_table(report, Console())
     ctx.exit(0 if report.failed == 0 else 1)
+
+
+# --- simulate ---------------------------------------------------------------------------------
+@cli.command(epilog="""\b
+Fault specs (--fault, repeatable): KIND=VALUE[,FILTER=VALUE...]
+  status=429|500|503   answer with that HTTP status and an OpenAI error body
+  delay=MS             wait MS milliseconds before sending response headers
+  cut=N                close a streamed response's connection after N events
+  outcome=NAME         force the outcome of matching runs
+                       (completed|failed|incomplete|expired|slow)
+  rename=OLD:NEW       generated tool calls name function NEW instead of OLD
+  tokens=FACTOR        multiply matching runs' token usage by FACTOR
+Filters: op=createRun|getRun|...  match=TEXT (substring of path/body, or of a
+run's thread messages)  count=N  skip=N  retry_after=S (429 only)
+Example: --fault 'status=429,op=createRun,count=1' --fault 'outcome=failed,match=Paris'
+
+\b
+Outcome hints: run metadata sim_outcome=completed|failed|incomplete|expired|slow,
+or [fail] [incomplete] [expire] [slow] [complete] in the last user message.""")
+@listen_option("127.0.0.1:9100")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed: same seed and requests, same outcomes, tool calls and usage.")
+@click.option("--latency", "latency_ms", default=0, show_default=True, type=click.IntRange(0), help="Extra latency (ms) before every API response.")
+@click.option("--run-ms", default=300, show_default=True, type=click.IntRange(0), help="Duration (ms) of one run turn (queued + in_progress).")
+@click.option("--event-gap-ms", default=5, show_default=True, type=click.IntRange(0), help="Gap (ms) between streamed events.")
+@click.option("--poll-after-ms", default=50, show_default=True, type=click.IntRange(0), help="openai-poll-after-ms header on run objects.")
+@click.option("--expire-ms", default=600_000, show_default=True, type=click.IntRange(0), help="A run left in requires_action this long (ms) expires.")
+@click.option("--default-model", default="gpt-4o", show_default=True, help="Model of assistants created on first use.")
+@click.option("--strict-assistants", is_flag=True, help="Unknown assistant ids get 404 (as the hosted API) instead of being created.")
+@click.option("--assistants", "assistants_file", type=click.Path(dir_okay=False), help="JSON list of assistants {id, model, instructions, tools} to preload.")
+@click.option("--outcome-weights", default="completed=85,failed=8,incomplete=7", show_default=True, help="Weights of outcomes for runs without a hint.")
+@click.option("--fault", "faults", multiple=True, help="Inject a fault (repeatable); syntax below.")
+@click.option("--ground-truth", "ground_truth_path", type=click.Path(dir_okay=False), help="Write what was served (JSON) to FILE on shutdown.")
+def simulate(listen, seed, latency_ms, run_ms, event_gap_ms, poll_after_ms, expire_ms, default_model,
+             strict_assistants, assistants_file, outcome_weights, faults, ground_truth_path):
+    """Serve a deterministic OpenAI-compatible Assistants runs API until Ctrl-C.
+
+    Point the official SDK at it with OPENAI_BASE_URL=http://HOST:PORT/v1 (any bearer key).
+    Ground truth is also served at GET /__sim/ground_truth.
+    """
+    from simulator.config import SimConfig, load_assistants, parse_weights
+    from simulator.server import serve
+
+    config = SimConfig(
+        seed=seed, latency_ms=latency_ms, run_ms=run_ms, event_gap_ms=event_gap_ms,
+        poll_after_ms=poll_after_ms, expire_ms=expire_ms, default_model=default_model,
+        strict_assistants=strict_assistants,
+        assistants=load_assistants(assistants_file) if assistants_file else [],
+        outcome_weights=parse_weights(outcome_weights), faults=list(faults),
+        ground_truth_path=ground_truth_path,
+    )  # fmt: skip
+    host, port = listen
+    serve(config, host, port, on_ready=lambda url: click.echo(f"runtap simulator listening on {url}", err=True))
