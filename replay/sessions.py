@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from store.errors import RuntapError
@@ -124,9 +124,10 @@ def _is_retried(ex: Exchange, following: list[Exchange]) -> bool:
     return (nxt.method, nxt.url, nxt.request_body) == (ex.method, ex.url, ex.request_body)
 
 
+# TIMESTAMPTZ is read as naive UTC (DuckDB would need pytz to hand out aware datetimes).
 _COLUMNS = (
     "exchange_id, capture_id, operation, method, url, thread_id, run_id, status_code, "
-    "request_started_at, duration_ms, streamed, request_headers, request_body, response_body"
+    "timezone('UTC', request_started_at), duration_ms, streamed, request_headers, request_body, response_body"
 )
 
 
@@ -179,7 +180,8 @@ def _exchange(row) -> Exchange:
     pairs = json.loads(headers) if headers else []
     return Exchange(
         exchange_id=exchange_id, operation=operation, method=method.upper(), url=url,
-        thread_id=thread_id, run_id=run_id, status_code=status_code, started_at=started_at,
+        thread_id=thread_id, run_id=run_id, status_code=status_code,
+        started_at=started_at.replace(tzinfo=timezone.utc) if started_at else None,
         duration_ms=duration_ms, streamed=bool(streamed),
         request_headers=tuple((str(k), str(v)) for k, v in pairs),
         request_body=request_body, response_body=response_body,
