@@ -36,11 +36,12 @@ class _Frames:
         self._obj = new()
 
     def _process(self, data: bytes) -> bytes:
-        out = [self._obj.decompress(data)]
-        while self._obj.eof and self._obj.unused_data:
-            rest = self._obj.unused_data
-            self._obj = self._new()
-            out.append(self._obj.decompress(rest))
+        out = []
+        while data:
+            if self._obj.eof:  # the previous member ended: what follows starts the next one
+                self._obj = self._new()
+            out.append(self._obj.decompress(data))
+            data = self._obj.unused_data if self._obj.eof else b""
         return b"".join(out)
 
     def _finish(self) -> bytes:
