@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from addon.accumulate import StepDeltas
 from addon.sse import parse_sse_text
 
 # The API's `object` names, and the kind replay files them under.
@@ -50,9 +51,12 @@ def observe(status_code: int | None, body: str | None, *, streamed: bool) -> Obs
     if not body:
         return obs
     if streamed:
+        deltas = StepDeltas()
         for event in parse_sse_text(body, None):
-            obs.events.append(event.event or "message")
-            _add_event(obs, event.event, event.data)
+            obs.events.append(event.event)
+            _add_event(obs, deltas, event.event, event.data)
+        for sid, step in obs.objects["step"].items():
+            step["step_details"] = deltas.merged(sid, step.get("step_details"))
         return obs
     try:
         _add(obs, json.loads(body))
@@ -82,7 +86,7 @@ def step_tool_calls(step: dict) -> list[dict]:
     return list(details.get("tool_calls") or [])
 
 
-def _add_event(obs: Observation, name: str | None, data: str | None) -> None:
+def _add_event(obs: Observation, deltas: StepDeltas, name: str, data: str) -> None:
     try:
         value = json.loads(data or "")
     except ValueError:
@@ -91,9 +95,7 @@ def _add_event(obs: Observation, name: str | None, data: str | None) -> None:
         obs.error = _error_message(value)
         return
     if isinstance(value, dict) and value.get("object") == "thread.run.step.delta":
-        step = obs.objects["step"].get(value.get("id"))
-        if step is not None:
-            _merge_delta(step, value.get("delta") or {})
+        deltas.add(value.get("id"), value.get("delta"))
         return
     _add(obs, value)
 
@@ -115,28 +117,6 @@ def _add(obs: Observation, value: Any) -> None:
     obs.objects[kind][oid] = value
     if kind == "run" and value.get("status"):
         obs.run_statuses.append((oid, value["status"]))
-
-
-def _merge_delta(into: dict, delta: dict) -> None:
-    """Fold a step delta into the step: strings append (arguments arrive in pieces), lists of
-    indexed items merge by `index`, other values replace."""
-    for key, value in delta.items():
-        current = into.get(key)
-        if isinstance(value, dict) and isinstance(current, dict):
-            _merge_delta(current, value)
-        elif isinstance(value, list) and isinstance(current, list):
-            for item in value:
-                index = item.get("index") if isinstance(item, dict) else None
-                if index is None:
-                    current.append(item)
-                    continue
-                while len(current) <= index:
-                    current.append({})
-                _merge_delta(current[index], {k: v for k, v in item.items() if k != "index"})
-        elif isinstance(value, str) and isinstance(current, str) and key not in ("id", "type", "name"):
-            into[key] = current + value
-        elif value is not None or key not in into:
-            into[key] = value
 
 
 def _error_message(value: Any) -> str:
