@@ -15,6 +15,8 @@ from simulator.objects import ApiError, error_body
 CONFIG = web.AppKey("config", SimConfig)
 HTTP_FAULTS = web.AppKey("http_faults", list)
 OPERATIONS = web.AppKey("operations", dict)  # handler -> operationId
+STARTED = web.RequestKey("started", float)
+CUT_AFTER = web.RequestKey("cut_after", int)
 
 _FAULT_ERRORS = {
     429: ("Rate limit reached for requests. Please try again in 1s.", "requests", "rate_limit_exceeded"),
@@ -26,7 +28,7 @@ _FAULT_ERRORS = {
 @web.middleware
 async def api_middleware(request: web.Request, handler) -> web.StreamResponse:
     """Authenticate, apply latency and HTTP faults, and turn errors into OpenAI error bodies."""
-    request["started"] = time.monotonic()
+    request[STARTED] = time.monotonic()
     try:
         if not request.path.startswith("/__sim/"):
             _check_auth(request)
@@ -45,7 +47,7 @@ async def api_middleware(request: web.Request, handler) -> web.StreamResponse:
 async def add_common_headers(request: web.Request, response: web.StreamResponse) -> None:
     """`on_response_prepare` hook: a fresh `x-request-id` and `openai-processing-ms` on all."""
     response.headers["x-request-id"] = new_request_id()
-    started = request.get("started", time.monotonic())
+    started = request.get(STARTED, time.monotonic())
     response.headers["openai-processing-ms"] = str(int((time.monotonic() - started) * 1000))
 
 
@@ -73,7 +75,7 @@ async def _apply_http_faults(request: web.Request, op: str | None) -> None:
             await asyncio.sleep(fault.value / 1000)
         elif fault.kind == "cut" and _is_stream(body) and fault.matches(op, text):
             _record(request, op, fault)
-            request["cut_after"] = fault.value
+            request[CUT_AFTER] = fault.value
         elif fault.kind == "status" and fault.matches(op, text):
             _record(request, op, fault)
             message, type_, code = _FAULT_ERRORS[fault.value]

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from simulator.engine import Engine
 from simulator.ids import new_id
-from simulator.middleware import CONFIG, HTTP_FAULTS, OPERATIONS, add_common_headers, api_middleware
+from simulator.middleware import CONFIG, CUT_AFTER, HTTP_FAULTS, OPERATIONS, add_common_headers, api_middleware
 from simulator.objects import ApiError
 from simulator.sse import encode, stream_run
 from simulator.state import RunState, paginate
@@ -135,7 +135,7 @@ async def submit_tool_outputs(request: web.Request) -> web.StreamResponse:
         raise
     if queue is None:
         return _run_json(request, run)
-    return await stream_run(request, engine, run, queue, request.get("cut_after"))
+    return await stream_run(request, engine, run, queue, request.get(CUT_AFTER))
 
 
 async def list_run_steps(request: web.Request) -> web.Response:
@@ -197,7 +197,7 @@ async def _run_response(
     queue = engine.subscribe(run)
     for event, data in prelude:
         queue.put_nowait((event, data, None))
-    return await stream_run(request, engine, run, queue, request.get("cut_after"))
+    return await stream_run(request, engine, run, queue, request.get(CUT_AFTER))
 
 
 def _run_json(request: web.Request, run: RunState) -> web.Response:
