@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from addon.redact import DEFAULT_REDACTED, REDACTED
 from replay.idmap import IdMap
 from replay.matchers import FAILURE, Difference
 from replay.observe import Observation, merge_polls, observe
@@ -22,8 +23,7 @@ from store.errors import RuntapError
 
 # Never resent: secrets (redacted in the store anyway), hop-by-hop and per-connection headers,
 # and what httpx computes itself.
-_DROPPED_HEADERS = {
-    "authorization", "api-key", "openai-organization", "openai-project", "cookie", "proxy-authorization",
+_DROPPED_HEADERS = {name.lower() for name in DEFAULT_REDACTED} | {
     "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection",
     "host", "content-length", "accept-encoding",
 }
@@ -59,7 +59,7 @@ def request_headers(recorded: tuple[tuple[str, str], ...], extra: tuple[tuple[st
     """Recorded headers minus secrets, hop-by-hop and redacted values, plus the given ones."""
     override = {name.lower() for name, _ in extra}
     kept = [(n, v) for n, v in recorded
-            if n.lower() not in _DROPPED_HEADERS and n.lower() not in override and "redacted" not in v.lower()]
+            if n.lower() not in _DROPPED_HEADERS and n.lower() not in override and v != REDACTED]
     return kept + list(extra)
 
 

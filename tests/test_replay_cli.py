@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from cli import cli
 from demo.harness import free_port
+from replay.execute import request_headers
 from replay.matchers import FAILURE, WARNING, Difference
 from replay.options import parse_headers, parse_id_map, parse_target
 from replay.render import render_json, write_junit
@@ -134,3 +135,12 @@ def test_target_down_exits_2(tmp_path):
     assert result.exit_code == 2
     assert result.output.startswith(f"Error: target {down} is not reachable: ")
     assert "refused" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_recorded_secrets_and_hop_by_hop_headers_are_never_resent():
+    recorded = (("Authorization", "[REDACTED]"), ("OpenAI-Organization", "[REDACTED]"), ("X-Custom", "[REDACTED]"),
+                ("Connection", "keep-alive"), ("Content-Length", "12"), ("Host", "api.openai.com"),
+                ("OpenAI-Beta", "assistants=v2"), ("X-Stainless-Poll-Helper", "true"))
+    sent = request_headers(recorded, (("Authorization", "Bearer sk-env"),))
+    assert sent == [("OpenAI-Beta", "assistants=v2"), ("X-Stainless-Poll-Helper", "true"),
+                    ("Authorization", "Bearer sk-env")]
