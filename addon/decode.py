@@ -115,13 +115,15 @@ _STAGES = {
 class Decoder:
     """Decode one body incrementally: `feed` chunks in order, then `flush` once.
 
-    `error` is None, or a one-line reason once the body proved corrupt, truncated or encoded
-    with something unsupported; after that `feed` and `flush` return b"".
+    `error` is None, or a one-line reason once the body proved corrupt or truncated; after that
+    `feed` and `flush` return b"". An unsupported encoding sets `error` from the start and
+    passes the bytes through unchanged, so the body is kept as it was sent.
     """
 
     def __init__(self, content_encoding: str | None) -> None:
         self.error: str | None = None
         self._fed = False
+        self._passthrough = False
         self._stages: list[_Stage] = []
         # Encodings are listed in the order applied, so they are undone from the last one.
         for name in reversed((content_encoding or "").split(",")):
@@ -131,11 +133,14 @@ class Decoder:
             factory = _STAGES.get(name)
             if factory is None:
                 self.error = f"unsupported content-encoding {name!r}"
+                self._stages, self._passthrough = [], True
                 return
             self._stages.append(factory())
 
     def feed(self, data: bytes) -> bytes:
         """Decode the next chunk; return the plain bytes it completes (possibly b"")."""
+        if self._passthrough:
+            return bytes(data)
         if self.error is not None:
             return b""
         self._fed = self._fed or bool(data)

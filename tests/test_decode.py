@@ -76,8 +76,11 @@ def test_corrupt_input_sets_error_and_later_input_is_ignored(encoding):
     assert decoder.flush() == b""
 
 
-def test_unsupported_encoding_is_reported():
+def test_unsupported_encoding_is_reported_and_passed_through():
     assert decode_body(b"x", "compress") == (b"x", "unsupported content-encoding 'compress'")
+    decoder = make_decoder("gzip, compress")
+    assert decoder.error == "unsupported content-encoding 'compress'"
+    assert decoder.feed(b"ab") + decoder.feed(b"c") + decoder.flush() == b"abc"
 
 
 def test_empty_body_with_an_encoding_is_fine():
