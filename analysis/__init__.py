@@ -1,0 +1,9 @@
+"""runtap's reports: polars over the DuckDB store, one pure function per report module.
+
+`run_report(db, name, filters)` is the entry point; `REPORTS` lists the reports.
+"""
+
+from analysis.filters import Filters, parse_instant
+from analysis.registry import REPORTS, ReportResult, run_all, run_report
+
+__all__ = ["REPORTS", "Filters", "ReportResult", "parse_instant", "run_all", "run_report"]

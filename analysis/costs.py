@@ -1,0 +1,42 @@
+"""Per-token prices for the models in a report, from the maintained `genai-prices` data.
+
+A run's usage adds up several model calls, so context-length price tiers cannot be told from it:
+prices are the base tier's, taken as the price of 1,000 tokens divided by 1,000 (exact Decimals,
+then floats). A model genai-prices does not know gets NULL prices, hence a NULL cost.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import polars as pl
+from genai_prices import Usage, calc_price
+
+PRICE_SCHEMA = {"model": pl.String, "input_usd_per_token": pl.Float64, "output_usd_per_token": pl.Float64}
+_PROBE_TOKENS = 1_000
+
+
+def _unit_price(model: str, **usage: int) -> float | None:
+    try:
+        price = calc_price(Usage(**usage), model_ref=model, provider_id="openai").total_price
+    except LookupError:  # genai-prices' "unable to find model"
+        return None
+    return float(Decimal(price) / _PROBE_TOKENS)
+
+
+def price_table(models: list[str | None]) -> pl.LazyFrame:
+    """Input and output USD per token for each distinct model name (NULL when unknown)."""
+    rows = [
+        {
+            "model": model,
+            "input_usd_per_token": _unit_price(model, input_tokens=_PROBE_TOKENS),
+            "output_usd_per_token": _unit_price(model, output_tokens=_PROBE_TOKENS),
+        }
+        for model in sorted({m for m in models if m})
+    ]
+    return pl.LazyFrame(rows, schema=PRICE_SCHEMA)
+
+
+def cost_usd(prompt_tokens: pl.Expr, completion_tokens: pl.Expr) -> pl.Expr:
+    """Cost of token counts at the joined price columns; NULL if a price or the tokens are NULL."""
+    return prompt_tokens * pl.col("input_usd_per_token") + completion_tokens * pl.col("output_usd_per_token")

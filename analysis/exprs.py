@@ -1,0 +1,20 @@
+"""Polars expressions the reports share, so every report treats missing data the same way."""
+
+from __future__ import annotations
+
+import polars as pl
+
+
+def nullable_sum(column: str) -> pl.Expr:
+    """Sum of a column that stays NULL when every value is NULL (polars would give 0)."""
+    return pl.when(pl.col(column).is_not_null().any()).then(pl.col(column).sum()).alias(column)
+
+
+def ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
+    """numerator / denominator as a float, NULL when the denominator is 0 or NULL."""
+    return pl.when(denominator > 0).then(numerator.cast(pl.Float64) / denominator)
+
+
+def quantile_ms(column: str, q: float, name: str) -> pl.Expr:
+    """Linear-interpolated quantile (DuckDB's quantile_cont), NULL when no value is known."""
+    return pl.col(column).quantile(q, interpolation="linear").alias(name)

@@ -1,0 +1,96 @@
+"""The report catalogue and the one entry point that runs a report against a store file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from analysis import durations, latency, steps, summary, tokens, transitions
+from analysis.costs import price_table
+from analysis.filters import Filters
+from analysis.loader import LOADERS, is_empty, prepare
+from store.reader import open_store
+
+Sections = dict[str, pl.DataFrame]
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """A report: its inputs (loader names, plus "prices"), its pure build function, its notes."""
+
+    name: str
+    inputs: tuple[str, ...]
+    build: Callable[..., dict[str, pl.LazyFrame]]
+    notes: Callable[[Sections], list[str]] = lambda sections: []
+
+
+@dataclass
+class ReportResult:
+    """A computed report: named sections (the first is the main one), notes, and whether the store was empty."""
+
+    name: str
+    sections: Sections = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    empty_store: bool = False
+
+    @property
+    def main(self) -> pl.DataFrame:
+        """The report's main section (the one `--format json` prints by default)."""
+        return next(iter(self.sections.values()))
+
+
+REPORTS: dict[str, ReportSpec] = {
+    spec.name: spec
+    for spec in (
+        ReportSpec("summary", ("run_cube", "overview", "prices"), summary.summary, summary.notes),
+        ReportSpec("latency", ("exchange_timings",), latency.latency),
+        ReportSpec("durations", ("run_durations",), durations.durations),
+        ReportSpec("transitions", ("transition_counts", "run_cube"), transitions.transitions),
+        ReportSpec("tokens", ("run_cube", "prices"), tokens.tokens, tokens.notes),
+        ReportSpec("steps", ("step_cube",), steps.steps),
+    )
+}
+
+
+def load_inputs(con, names: tuple[str, ...], filters: Filters) -> dict[str, pl.LazyFrame]:
+    """Load each named input once (prices are derived from the models in `run_cube`)."""
+    frames = {name: LOADERS[name](con, filters) for name in names if name != "prices"}
+    if "prices" in names:
+        models = frames["run_cube"].select("model").unique().collect()["model"].to_list()
+        frames["prices"] = price_table(models)
+    return frames
+
+
+def build_report(spec: ReportSpec, frames: dict[str, pl.LazyFrame], **options) -> ReportResult:
+    """Run one report's pure function over loaded frames and collect its sections."""
+    lazy = spec.build(**{name: frames[name] for name in spec.inputs}, **options)
+    sections = dict(zip(lazy, pl.collect_all(list(lazy.values())), strict=True))
+    return ReportResult(spec.name, sections, spec.notes(sections))
+
+
+def run_report(db: str, name: str, filters: Filters = Filters(), **options) -> ReportResult:
+    """Open the store read-only, load what report `name` needs, and compute it.
+
+    The store is closed before the polars work starts, so a recording proxy waits only for the
+    DuckDB queries.
+    """
+    spec = REPORTS[name]
+    with open_store(db) as con:
+        prepare(con)
+        if is_empty(con):
+            return ReportResult(name, empty_store=True)
+        frames = load_inputs(con, spec.inputs, filters)
+    return build_report(spec, frames, **options)
+
+
+def run_all(db: str, filters: Filters = Filters()) -> dict[str, ReportResult]:
+    """Every report over one read of the store (for the HTML page); empty dict for an empty store."""
+    names = tuple(dict.fromkeys(n for spec in REPORTS.values() for n in spec.inputs))
+    with open_store(db) as con:
+        prepare(con)
+        if is_empty(con):
+            return {}
+        frames = load_inputs(con, names, filters)
+    return {name: build_report(spec, frames) for name, spec in REPORTS.items()}
