@@ -28,7 +28,6 @@ class Exchange:
     method: str
     url: str
     thread_id: str | None
-    run_id: str | None
     status_code: int | None
     started_at: datetime | None
     duration_ms: float | None
@@ -126,7 +125,7 @@ def _is_retried(ex: Exchange, following: list[Exchange]) -> bool:
 
 # TIMESTAMPTZ is read as naive UTC (DuckDB would need pytz to hand out aware datetimes).
 _COLUMNS = (
-    "exchange_id, capture_id, operation, method, url, thread_id, run_id, status_code, "
+    "exchange_id, capture_id, operation, method, url, thread_id, status_code, "
     "timezone('UTC', request_started_at), duration_ms, streamed, request_headers, request_body, response_body"
 )
 
@@ -173,14 +172,14 @@ def load_sessions(db: str, *, threads: tuple[str, ...] = (), capture: str | None
 
 
 def _exchange(row) -> Exchange:
-    (exchange_id, _capture, operation, method, url, thread_id, run_id, status_code,
+    (exchange_id, _capture, operation, method, url, thread_id, status_code,
      started_at, duration_ms, streamed, headers, request_body, response_body) = row
     if thread_id is None and operation == "createThread":
         thread_id = _json_id(response_body)
     pairs = json.loads(headers) if headers else []
     return Exchange(
         exchange_id=exchange_id, operation=operation, method=method.upper(), url=url,
-        thread_id=thread_id, run_id=run_id, status_code=status_code,
+        thread_id=thread_id, status_code=status_code,
         started_at=started_at.replace(tzinfo=timezone.utc) if started_at else None,
         duration_ms=duration_ms, streamed=bool(streamed),
         request_headers=tuple((str(k), str(v)) for k, v in pairs),

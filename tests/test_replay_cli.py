@@ -85,7 +85,7 @@ def test_parsers():
 
 def _report() -> ReplayReport:
     t0 = datetime(2026, 5, 1, tzinfo=timezone.utc)
-    ex = Exchange("x1", "createRun", "POST", "http://h/v1/threads/thread_a/runs", "thread_a", None, 200, t0, 12.0,
+    ex = Exchange("x1", "createRun", "POST", "http://h/v1/threads/thread_a/runs", "thread_a", 200, t0, 12.0,
                   False, (), "{}", "{}")
     ok = StepResult(Step(0, "request", (ex,)), "/v1/threads/thread_n/runs", 200, 200, 12.0, 15.0, [])
     bad = StepResult(Step(1, "request", (ex,)), "/v1/threads/thread_n/runs", 200, 500, 12.0, 3.0, [

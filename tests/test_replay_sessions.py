@@ -19,7 +19,7 @@ def ex(n: int, operation: str, method: str, path: str, status: int = 200, body: 
        thread: str | None = "thread_a", response: str | None = None) -> Exchange:
     return Exchange(
         exchange_id=f"x{n:03d}", operation=operation, method=method, url=f"https://api.test{path}",
-        thread_id=thread, run_id=None, status_code=status, started_at=T0 + timedelta(seconds=n),
+        thread_id=thread, status_code=status, started_at=T0 + timedelta(seconds=n),
         duration_ms=10.0, streamed=False, request_headers=(), request_body=body, response_body=response,
     )
 
