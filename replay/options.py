@@ -13,9 +13,6 @@ from urllib.parse import urlsplit
 
 from store.errors import RuntapError
 
-FORMATS = ("table", "json")
-
-
 @dataclass(frozen=True)
 class ReplayOptions:
     """One replay: where to send, which sessions, how fast, and how strictly to compare."""
