@@ -27,7 +27,11 @@ class SSEEvent:
 
 
 class SSEParser:
-    """Feed chunks (bytes or str) as they arrive; get back the events each chunk completes."""
+    """Feed chunks (bytes or str) as they arrive; get back the events each chunk completes.
+
+    `done` turns True once a ``done`` event or ``[DONE]`` data went by; `closed` after `close`.
+    Feed one kind per stream: bytes are decoded as UTF-8 (invalid sequences replaced).
+    """
 
     def __init__(self) -> None:
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
