@@ -10,7 +10,7 @@ from simulator.engine import Engine
 from simulator.ids import new_id
 from simulator.middleware import CONFIG, CUT_AFTER, HTTP_FAULTS, OPERATIONS, add_common_headers, api_middleware
 from simulator.objects import ApiError
-from simulator.sse import encode, stream_run
+from simulator.sse import stream_run
 from simulator.state import RunState, paginate
 from simulator.truth import ground_truth
 
