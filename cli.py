@@ -257,3 +257,116 @@ def simulate(listen, seed, latency_ms, run_ms, event_gap_ms, poll_after_ms, expi
     )  # fmt: skip
     host, port = listen
     serve(config, host, port, on_ready=lambda url: click.echo(f"runtap simulator listening on {url}", err=True))
+
+
+# --- report ------------------------------------------------------------------------------------
+def _parse_since(ctx, param, value):
+    from analysis import parse_instant
+
+    try:
+        return parse_instant(value) if value else None
+    except RuntapError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _parse_until(ctx, param, value):
+    from analysis import parse_instant
+
+    try:
+        return parse_instant(value, end_of_day=True) if value else None
+    except RuntapError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def report_filters(func):
+    """The filters every report shares: --since/--until/--model/--assistant/--thread/--capture."""
+    options = [
+        click.option("--since", callback=_parse_since, help="Only runs created (exchanges sent) at or after this ISO date/datetime; naive is UTC."),
+        click.option("--until", callback=_parse_until, help="Only before this ISO datetime; a bare date includes that whole day."),
+        click.option("--model", "models", multiple=True, help="Only runs of this model (repeatable)."),
+        click.option("--assistant", "assistants", multiple=True, help="Only runs of this assistant id (repeatable)."),
+        click.option("--thread", "threads", multiple=True, help="Only this thread id (repeatable)."),
+        click.option("--capture", "captures", multiple=True, help="Only this capture id (repeatable)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _report_command(name: str, help_text: str, extra_options=()):
+    """Define `runtap report NAME` with the shared options; the body is the same for every report."""
+
+    @db_option
+    @report_filters
+    @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]), default="table",
+                  show_default=True, help="Output format.")
+    @click.option("--section", help="Section for json/csv (default: the report's first); table and markdown show all.")
+    def command(db, fmt, section, since, until, models, assistants, threads, captures, **options):
+        from analysis import Filters, run_report
+
+        filters = Filters(since, until, models, assistants, threads, captures)
+        _render_report(run_report(db, name, filters, **options), fmt, section, db)
+
+    command.__doc__ = help_text
+    for option in extra_options:
+        command = option(command)
+    return report.command(name)(command)
+
+
+def _render_report(result, fmt: str, section: str | None, db: str) -> None:
+    from rich.console import Console
+
+    from analysis import formats
+
+    if result.empty_store:
+        click.echo(f"no runs recorded in {db} yet", err=fmt in ("json", "csv"))
+        if fmt == "json":
+            click.echo("[]")
+        return
+    if fmt in ("json", "csv"):
+        frame = formats.select_section(result.sections, section)
+        click.echo(formats.to_json(frame) if fmt == "json" else formats.to_csv(frame), nl=fmt == "json")
+        for note in result.notes:
+            click.echo(f"note: {note}", err=True)
+    elif fmt == "markdown":
+        click.echo(formats.to_markdown(result.sections) + "".join(f"\n> note: {n}\n" for n in result.notes))
+    else:
+        console = Console(width=None if click.get_text_stream("stdout").isatty() else 200)
+        formats.print_table(console, result.sections, f"runtap report {result.name}", result.notes)
+
+
+@cli.group()
+def report():
+    """Reports over the recorded runs: cost, latency, durations, status transitions, steps.
+
+    Every report takes --db, the filters (--since/--until/--model/--assistant/--thread/--capture)
+    and --format table|json|csv|markdown. Reports can run while a proxy records into the file.
+    """
+
+
+_report_command("summary", "Time range, exchanges, threads, runs by status and model, tokens, cost, error rates.")
+_report_command("latency", "HTTP latency per operation: p50/p90/p99/max ms, time to headers/first byte, stream first event/delta.")
+_report_command(
+    "durations",
+    "Per model: queue, execution and end-to-end ms, time waiting on tool outputs, polls per run.",
+    [click.option("--by-assistant", is_flag=True, help="Group by model and assistant.")],
+)
+_report_command("transitions", "Status transitions (from -> to), how runs ended, failure/incomplete reasons, runs still open.")
+_report_command("tokens", "Per model: runs, prompt/completion/total tokens, average per run, cost in USD (genai-prices).")
+_report_command("steps", "Run steps per type and tool: count, failures, tool calls, tokens, durations.")
+
+
+@report.command("html")
+@db_option
+@report_filters
+@click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True), help="HTML file to write.")
+def report_html(db, out, since, until, models, assistants, threads, captures):
+    """Write every report and its charts to one self-contained HTML file (readable offline)."""
+    from analysis import Filters
+    from analysis.html import write_html
+
+    filters = Filters(since, until, models, assistants, threads, captures)
+    if not write_html(db, out, filters):
+        click.echo(f"no runs recorded in {db} yet")
+        return
+    click.echo(f"wrote {out}")

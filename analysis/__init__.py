@@ -4,6 +4,6 @@
 """
 
 from analysis.filters import Filters, parse_instant
-from analysis.registry import REPORTS, ReportResult, run_all, run_report
+from analysis.registry import REPORTS, ReportResult, run_report
 
-__all__ = ["REPORTS", "Filters", "ReportResult", "parse_instant", "run_all", "run_report"]
+__all__ = ["REPORTS", "Filters", "ReportResult", "parse_instant", "run_report"]

@@ -83,14 +83,3 @@ def run_report(db: str, name: str, filters: Filters = Filters(), **options) -> R
             return ReportResult(name, empty_store=True)
         frames = load_inputs(con, spec.inputs, filters)
     return build_report(spec, frames, **options)
-
-
-def run_all(db: str, filters: Filters = Filters()) -> dict[str, ReportResult]:
-    """Every report over one read of the store (for the HTML page); empty dict for an empty store."""
-    names = tuple(dict.fromkeys(n for spec in REPORTS.values() for n in spec.inputs))
-    with open_store(db) as con:
-        prepare(con)
-        if is_empty(con):
-            return {}
-        frames = load_inputs(con, names, filters)
-    return {name: build_report(spec, frames) for name, spec in REPORTS.items()}

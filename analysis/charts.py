@@ -1,0 +1,104 @@
+"""Charts for the HTML report, drawn with matplotlib and returned as inline SVG (no scripts, no CDN)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import polars as pl  # noqa: E402
+
+plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "figure.dpi": 96})
+
+# Where each known status sits in the transition diagram (x: life-cycle stage, y: lane).
+_POSITIONS = {
+    "queued": (0.0, 0.5), "in_progress": (1.0, 0.5), "requires_action": (1.0, 1.4), "cancelling": (1.0, -0.5),
+    "completed": (2.2, 1.4), "incomplete": (2.2, 0.8), "failed": (2.2, 0.2), "cancelled": (2.2, -0.4),
+    "expired": (2.2, -1.0),
+}
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def latency_boxplot(exchange_timings: pl.DataFrame) -> str | None:
+    """Distribution of duration_ms per operation (box plot, log scale); None without exchanges."""
+    timed = exchange_timings.filter(pl.col("duration_ms").is_not_null() & (pl.col("duration_ms") > 0))
+    if timed.is_empty():
+        return None
+    groups = timed.group_by("operation").agg(pl.col("duration_ms")).sort("operation", nulls_last=True)
+    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * groups.height))
+    ax.boxplot(groups["duration_ms"].to_list(), orientation="horizontal", showfliers=True,
+               tick_labels=[str(op) for op in groups["operation"]], flierprops={"markersize": 2})
+    ax.set_xscale("log")
+    ax.set_xlabel("duration (ms, request start to response end, log scale)")
+    ax.set_title("Latency per operation")
+    return _svg(fig)
+
+
+def tokens_over_time(run_cube: pl.DataFrame, prices: pl.DataFrame) -> str | None:
+    """Total tokens (stacked bars) and cost in USD (lines) per model and UTC day."""
+    daily = (
+        run_cube.filter(pl.col("total_tokens").is_not_null())
+        .join(prices, on="model", how="left", nulls_equal=True)
+        .with_columns(cost_usd=pl.col("prompt_tokens") * pl.col("input_usd_per_token")
+                      + pl.col("completion_tokens") * pl.col("output_usd_per_token"))
+        .group_by("day", "model")
+        .agg(pl.col("total_tokens").sum(), pl.col("cost_usd").sum())
+        .sort("day")
+    )
+    if daily.is_empty():
+        return None
+    daily = daily.with_columns(pl.col("day").dt.strftime("%Y-%m-%d"))  # categorical axis: one slot per day
+    days = daily["day"].unique().sort().to_list()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+    base = [0] * len(days)
+    for model, frame in daily.partition_by("model", as_dict=True).items():
+        by_day = dict(zip(frame["day"], frame["total_tokens"], strict=True))
+        values = [by_day.get(d, 0) for d in days]
+        top.bar(days, values, bottom=base, label=str(model[0]), width=0.8)
+        base = [b + v for b, v in zip(base, values, strict=True)]
+        priced = frame.filter(pl.col("cost_usd").is_not_null())
+        if priced.height:
+            bottom.plot(priced["day"].to_list(), priced["cost_usd"].to_list(), marker="o", label=str(model[0]))
+    top.set_ylabel("total tokens / day")
+    top.legend(fontsize=7)
+    top.set_title("Tokens and cost per model (UTC days; models without a price have no cost line)")
+    bottom.set_ylabel("cost (USD) / day")
+    fig.autofmt_xdate()
+    return _svg(fig)
+
+
+def transition_diagram(transition_counts: pl.DataFrame) -> str | None:
+    """Statuses as boxes, transitions as arrows labelled with their count (width grows with it)."""
+    if transition_counts.is_empty():
+        return None
+    positions = dict(_POSITIONS)
+    statuses = set(transition_counts["from_status"]) | set(transition_counts["to_status"])
+    for i, status in enumerate(sorted(s for s in statuses if s not in positions)):
+        positions[status] = (3.2, 1.4 - 0.6 * i)  # unknown statuses get their own column
+    top = max(transition_counts["count"])
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for row in transition_counts.iter_rows(named=True):
+        start, end = positions[row["from_status"]], positions[row["to_status"]]
+        ax.annotate("", xy=end, xytext=start, arrowprops={
+            "arrowstyle": "-|>", "connectionstyle": "arc3,rad=0.15", "shrinkA": 28, "shrinkB": 28,
+            "lw": 0.8 + 3.5 * row["count"] / top, "color": "#4a6fa5"})
+        mid = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.08)
+        ax.text(*mid, f"{row['count']:,}", ha="center", fontsize=8, color="#223")
+    for status in statuses:
+        ax.text(*positions[status], status, ha="center", va="center",
+                bbox={"boxstyle": "round", "fc": "#eef2f8", "ec": "#4a6fa5"})
+    xs, ys = zip(*(positions[s] for s in statuses), strict=True)
+    ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
+    ax.set_ylim(min(ys) - 0.4, max(ys) + 0.4)
+    ax.axis("off")
+    ax.set_title("Run status transitions (observed)")
+    return _svg(fig)

@@ -1,0 +1,80 @@
+"""`runtap report html`: every report and its charts in one self-contained HTML file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+
+import polars as pl
+
+from analysis import charts
+from analysis.filters import Filters
+from analysis.formats import NULL_MARK, cell
+from analysis.registry import REPORTS, build_report, load_inputs
+from analysis.loader import is_empty, prepare
+from store.reader import open_store
+
+_STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}
+th,td{border:1px solid #ccd;padding:3px 8px}th{background:#eef2f8;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums}td.null{color:#999}
+.wide{overflow-x:auto}.note{color:#8a5a00}figure{margin:1em 0}svg{max-width:100%;height:auto}
+"""
+
+
+def _table(frame: pl.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    numeric = {c for c, t in frame.schema.items() if t.is_numeric()}
+    rows = []
+    for row in frame.iter_rows(named=True):
+        cells = []
+        for column, value in row.items():
+            text = cell(value, column)
+            css = "null" if text is None else ("num" if column in numeric else "")
+            cells.append(f'<td class="{css}">{html.escape(NULL_MARK if text is None else text)}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<div class=\"wide\"><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+
+
+def render_html(frames: dict[str, pl.LazyFrame], filters: Filters, source: str) -> str:
+    """The whole page: charts first, then every report's sections and notes."""
+    collected = {name: frame.collect() for name, frame in frames.items()}
+    figures = [
+        charts.latency_boxplot(collected["exchange_timings"]),
+        charts.tokens_over_time(collected["run_cube"], collected["prices"]),
+        charts.transition_diagram(collected["transition_counts"]),
+    ]
+    body = [f"<h1>runtap report</h1><p>Store: {html.escape(source)} &middot; generated "
+            f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} &middot; filters: "
+            f"{html.escape(_describe(filters))}</p>", "<h2>Charts</h2>"]
+    body += [f"<figure>{svg}</figure>" for svg in figures if svg]
+    for name, spec in REPORTS.items():
+        result = build_report(spec, frames)
+        body.append(f"<h2>{html.escape(name)}</h2>")
+        for section, frame in result.sections.items():
+            if len(result.sections) > 1:
+                body.append(f"<h3>{html.escape(section)}</h3>")
+            body.append(_table(frame))
+        body += [f'<p class="note">note: {html.escape(n)}</p>' for n in result.notes]
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>runtap report</title>'
+            f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>")
+
+
+def _describe(filters: Filters) -> str:
+    parts = [f"{k}={v}" for k, v in vars(filters).items() if v]
+    return ", ".join(parts) or "none"
+
+
+def write_html(db: str, out: str, filters: Filters = Filters()) -> bool:
+    """Write the HTML report for `db` to `out`; False (nothing written) when the store is empty."""
+    names = tuple(dict.fromkeys(n for spec in REPORTS.values() for n in spec.inputs))
+    with open_store(db) as con:
+        prepare(con)
+        if is_empty(con):
+            return False
+        frames = load_inputs(con, names, filters)
+    page = render_html(frames, filters, db)
+    with open(out, "w", encoding="utf-8") as handle:
+        handle.write(page)
+    return True
