@@ -65,7 +65,7 @@ async def _run(spec: str, host: str, port: int, db: str, redact: Sequence[str], 
             runtap_db=db,
             runtap_redact=list(redact),
             termlog_verbosity="info" if verbose else "warn",
-            flow_detail=1 if verbose else 0,
+            **({"flow_detail": 1} if verbose else {}),
         )
     except exceptions.OptionsError as exc:
         raise RuntapError(str(exc)) from None

@@ -27,6 +27,7 @@ from addon.redact import DEFAULT_REDACTED
 from addon.routes import match_route
 from addon.stream_tap import StreamTap
 from store.errors import RuntapError
+from store.paths import check_store_path
 from store.writer import StoreWriter
 
 log = logging.getLogger("runtap.addon")
@@ -68,21 +69,21 @@ class Recorder:
         )
 
     def configure(self, updated) -> None:
-        """Validate options; (re)open the store when `runtap_db` changes."""
+        """Validate options; switch stores when `runtap_db` changes while running."""
         if "runtap_redact" in updated:
             self._redact_extra = tuple(ctx.options.runtap_redact)
         if "runtap_db" in updated:
-            self._close_writer()
-            writer = StoreWriter(ctx.options.runtap_db)
             try:
-                writer.start()
+                check_store_path(ctx.options.runtap_db)
             except RuntapError as exc:
                 raise exceptions.OptionsError(str(exc)) from None
-            self.writer = writer
-            self._start_worker()
+            if self.writer is not None:  # changed at run time: reopen
+                self._close_writer()
+                self._open_writer()
 
     def running(self) -> None:
-        """Write this proxy run's `captures` row."""
+        """Open the store and write this proxy run's `captures` row."""
+        self._open_writer()
         modes = list(ctx.options.mode)
         upstream = ctx.options.runtap_upstream or _upstream_from_modes(modes)
         self.writer.write_capture(
@@ -132,6 +133,12 @@ class Recorder:
             log.error("runtap: could not read flow %s: %s", flow.id, exc)
             return
         self._pending.put(captured)
+
+    def _open_writer(self) -> None:
+        writer = StoreWriter(ctx.options.runtap_db)
+        writer.start()
+        self.writer = writer
+        self._start_worker()
 
     def _start_worker(self) -> None:
         if self._worker is None or not self._worker.is_alive():
