@@ -308,11 +308,16 @@ def _typed(schema: pa.Schema, rows: list[dict]) -> pa.Table:
     columns = []
     for fld in schema:
         values = [row.get(fld.name) for row in rows]
-        if pa.types.is_timestamp(fld.type):
-            values = [_timestamp(v) for v in values]
-        elif fld.name in _JSON_COLUMNS:
-            values = [v if v is None or isinstance(v, str) else json.dumps(v, default=str) for v in values]
-        columns.append(pa.array(values, fld.type))
+        try:
+            if pa.types.is_timestamp(fld.type):
+                values = [_timestamp(v) for v in values]
+            elif fld.name in _JSON_COLUMNS:
+                values = [v if v is None or isinstance(v, str) else json.dumps(v, default=str) for v in values]
+            columns.append(pa.array(values, fld.type))
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            # Name the column and the value types only: values may be user data.
+            kinds = sorted({type(v).__name__ for v in values})
+            raise ValueError(f"column {fld.name} ({fld.type}) got {'/'.join(kinds)} values") from None
     return pa.Table.from_arrays(columns, schema=schema)
 
 
