@@ -331,7 +331,8 @@ def _render_report(result, fmt: str, section: str | None, db: str) -> None:
     elif fmt == "markdown":
         click.echo(formats.to_markdown(result.sections) + "".join(f"\n> note: {n}\n" for n in result.notes))
     else:
-        console = Console(width=None if click.get_text_stream("stdout").isatty() else 200)
+        # A pipe or file has no width: never wrap there (tables only grow to their content).
+        console = Console(width=None if click.get_text_stream("stdout").isatty() else 1000)
         formats.print_table(console, result.sections, f"runtap report {result.name}", result.notes)
 
 
