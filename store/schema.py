@@ -7,6 +7,8 @@ Times are TIMESTAMPTZ in UTC; durations are DOUBLE milliseconds; JSON is stored 
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 SCHEMA_VERSION = 1
 
 # (column, DuckDB type). Order matters only for readability: writers insert BY NAME.
@@ -261,6 +263,29 @@ def all_ddl() -> list[str]:
 def column_names(name: str) -> list[str]:
     """Return the column names of one table, in order."""
     return [col for col, _ in TABLES[name]]
+
+
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(), "JSON": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+}
+
+
+def arrow_schema(name: str) -> pa.Schema:
+    """Return the Arrow schema a frame for one table must have (JSON columns are text)."""
+    return pa.schema([(col, _ARROW_TYPES[typ]) for col, typ in TABLES[name]])
+
+
+def insert_sql(name: str, frame: str) -> str:
+    """Return `INSERT INTO name BY NAME SELECT ... FROM frame` for a frame with `arrow_schema`.
+
+    Text in a JSON column that is not JSON (a cut body, say) is kept as a JSON string.
+    """
+    exprs = [
+        f"CASE WHEN json_valid({col}) THEN {col}::JSON ELSE to_json({col}) END AS {col}" if typ == "JSON" else col
+        for col, typ in TABLES[name]
+    ]
+    return f"INSERT INTO {name} BY NAME SELECT {', '.join(exprs)} FROM {frame}"
 
 
 def upgrade_ddl(existing: dict[str, set[str]]) -> list[str]:

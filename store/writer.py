@@ -35,16 +35,12 @@ import pyarrow as pa
 
 from store.errors import RuntapError
 from store.reader import connect_with_retry, is_lock_error
-from store.schema import TABLES, all_ddl, table_ddl, upgrade_ddl
+from store.schema import TABLES, all_ddl, arrow_schema, insert_sql, table_ddl, upgrade_ddl
 
 log = logging.getLogger("runtap.store")
 
 DEFAULT_MAX_QUEUED_ROWS = 100_000
-_ARROW_TYPES = {
-    "VARCHAR": pa.string(), "JSON": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
-}
-_SCHEMAS = {t: pa.schema([(c, _ARROW_TYPES[ty]) for c, ty in cols]) for t, cols in TABLES.items()}
+_SCHEMAS = {t: arrow_schema(t) for t in TABLES}
 _LOCK_BACKOFF = (0.02, 0.5)  # first and longest wait while another process holds the file
 _LOCK_WARN_SECONDS = 5.0
 
@@ -334,15 +330,7 @@ def _timestamp(value):
 
 _JSON_COLUMNS = {c for cols in TABLES.values() for c, ty in cols if ty == "JSON"}
 
-
-def _insert_sql(table: str) -> str:
-    # Text that is not JSON (a truncated body, say) is kept as a JSON string, not refused.
-    exprs = [f"CASE WHEN json_valid({c}) THEN {c}::JSON ELSE to_json({c}) END AS {c}" if ty == "JSON" else c
-             for c, ty in TABLES[table]]
-    return f"INSERT INTO {table} BY NAME SELECT {', '.join(exprs)} FROM runtap_frame"
-
-
-_INSERT_SQL = {t: _insert_sql(t) for t in TABLES}
+_INSERT_SQL = {t: insert_sql(t, "runtap_frame") for t in TABLES}
 
 
 def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
