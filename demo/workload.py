@@ -177,4 +177,12 @@ def run_workload(base_url: str, api_key: str = "sk-runtap-demo-key", *, rounds: 
             _outcome_run(client, result, "failed", "gpt-4-turbo")
             _outcome_run(client, result, "incomplete", "o3-mini")
             _create_and_run(client, result, "gpt-4o-mini")
+        _inspect_steps(client, result)
     return result
+
+
+def _inspect_steps(client: OpenAI, result: WorkloadResult) -> None:
+    """List every run's steps at the end, as a dashboard or a debugging session would."""
+    for run_id, run in result.runs.items():
+        for _ in client.beta.threads.runs.steps.list(run_id=run_id, thread_id=run["thread_id"], limit=2):
+            pass
