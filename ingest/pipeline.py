@@ -1,0 +1,170 @@
+"""Ingest capture files into a runtap store through exactly the live addon's code path.
+
+For every HTTP flow read from a file: `match_route` (other traffic is counted and skipped), then
+`captured_from_flow` -> `to_exchange` -> `normalize` -> `StoreWriter.put`, as `addon/recorder.py`
+does live. The exchange id is the flow id, so a flow already in the store (an earlier ingest of
+the same file, or the same flow in two files) is counted as a duplicate and not stored again.
+Each file that stores anything gets one `captures` row (mode "ingest", source = the file).
+
+Memory stays flat on large files: flows are streamed from the file one at a time, and the writer
+holds at most `max_queued_rows` rows (`put(block=True)` waits for room instead of dropping).
+Every exchange's rows are committed in one transaction, so an interrupted or failed ingest never
+leaves half an exchange behind, and running it again stores exactly what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+
+from mitmproxy import http
+
+from addon.flows import captured_from_flow, to_exchange
+from addon.normalize import normalize
+from addon.routes import match_route
+from ingest.seen import SeenIds
+from ingest.sources import FlowSource, detect_format
+from store.errors import RuntapError
+from store.paths import check_store_path
+from store.writer import StoreWriter
+
+log = logging.getLogger("runtap.ingest")
+
+# Ingest is not on an event loop: larger batches mean fewer connect/commit/close cycles.
+BATCH_ROWS = 5_000
+MAX_QUEUED_ROWS = 50_000
+PROGRESS_EVERY = 250  # flows between progress callbacks
+
+
+@dataclass
+class FileReport:
+    """What one ingested file gave."""
+
+    path: str
+    format: str
+    size: int
+    flows_read: int = 0  # flows (HAR entries) read from the file
+    stored: int = 0  # runs exchanges written to the store
+    skipped: int = 0  # not runs traffic (other routes, non-HTTP flows)
+    duplicates: int = 0  # already in the store (or earlier in this ingest)
+    errors: int = 0  # flows or HAR entries that could not be read or converted
+    stopped: str | None = None  # where and why reading stopped before the end of the file
+    bytes_read: int = 0
+    capture_id: str | None = None
+
+
+@dataclass
+class IngestReport:
+    """The outcome of one `ingest_files` call."""
+
+    db: str
+    files: list[FileReport] = field(default_factory=list)
+    seconds: float = 0.0
+    rows_written: int = 0
+    rows_lost: int = 0  # rows the writer could not write (store locked or unwritable until close)
+
+    def total(self, name: str) -> int:
+        """Sum one counter (`flows_read`, `stored`, `skipped`, `duplicates`, `errors`) over files."""
+        return sum(getattr(f, name) for f in self.files)
+
+
+Progress = Callable[[FileReport], None]
+
+
+def ingest_files(paths: Sequence[str], db: str, *, redact_extra: Iterable[str] = (),
+                 progress: Progress | None = None) -> IngestReport:
+    """Ingest mitmproxy flow files and HAR files into the store at `db`; return the counts.
+
+    Every file is checked first (missing, empty, neither format: RuntapError, nothing written).
+    A damaged file gives its flows up to the damage (`FileReport.stopped`). RuntapError when no
+    flow at all could be read, or when the store could not take every row.
+    """
+    if not paths:
+        raise RuntapError("no files to ingest")
+    check_store_path(db)
+    formats = [detect_format(path) for path in paths]
+    report = IngestReport(db)
+    started = time.perf_counter()
+    writer = StoreWriter(db, batch_rows=BATCH_ROWS, max_queued_rows=MAX_QUEUED_ROWS)
+    writer.start()
+    try:
+        seen = SeenIds.load(db)
+        for path, fmt in zip(paths, formats):
+            file_report = FileReport(path, fmt, os.path.getsize(path))
+            report.files.append(file_report)
+            _ingest_one(FlowSource(path, fmt), file_report, writer, seen, tuple(redact_extra), progress)
+    finally:
+        writer.close(timeout=60.0)
+    report.seconds = time.perf_counter() - started
+    stats = writer.stats()
+    report.rows_written = sum(v for t, v in stats.rows_written.items() if t != "captures")
+    report.rows_lost = stats.dropped + stats.rejected + stats.unwritten
+    if report.total("flows_read") == 0:
+        reasons = "; ".join(f"{f.path}: {f.stopped}" for f in report.files if f.stopped)
+        raise RuntapError(f"nothing could be read{': ' + reasons if reasons else ' (no flows in the files)'}")
+    if report.rows_lost:
+        raise RuntapError(f"{report.rows_lost} rows could not be written to {db} "
+                          f"({writer.last_error or 'store busy'}); run the same ingest again to add them")
+    return report
+
+
+def _ingest_one(source: FlowSource, report: FileReport, writer: StoreWriter, seen: SeenIds,
+                redact_extra: tuple[str, ...], progress: Progress | None) -> None:
+    capture_id = str(uuid.uuid4())
+    for n, flow in enumerate(source.flows(), 1):
+        if n % PROGRESS_EVERY == 0 and progress is not None:
+            _update(report, source)
+            progress(report)
+        if not isinstance(flow, http.HTTPFlow) or match_route(flow.request.method, flow.request.url) is None:
+            report.skipped += 1
+            continue
+        if flow.id in seen:
+            report.duplicates += 1
+            continue
+        try:
+            rows = normalize(to_exchange(captured_from_flow(flow), capture_id), redact_extra=redact_extra)
+        except Exception as exc:  # noqa: BLE001 - normalize never raises; a broken flow object might
+            report.errors += 1
+            log.error("could not convert flow %s of %s: %s", flow.id, source.path, exc)
+            continue
+        if report.capture_id is None:  # the capture row only once something is stored
+            report.capture_id = capture_id
+            writer.write_capture(_capture_row(capture_id, source.path, flow))
+        writer.put(rows, block=True)
+        seen.add(flow.id)
+        report.stored += 1
+    _update(report, source)
+    report.stopped = source.stopped
+    report.errors += source.bad_entries + (source.stopped is not None)
+    if progress is not None:
+        progress(report)
+
+
+def _update(report: FileReport, source: FlowSource) -> None:
+    report.flows_read = source.flows_read
+    report.bytes_read = source.offset
+
+
+def _capture_row(capture_id: str, path: str, flow: http.HTTPFlow) -> dict:
+    request = flow.request
+    return {
+        "capture_id": capture_id,
+        "started_at": datetime.now(UTC),
+        "upstream": f"{request.scheme}://{request.host}:{request.port}",
+        "mode": "ingest",
+        "tool_version": _tool_version(),
+        "source": os.path.abspath(path),
+    }
+
+
+def _tool_version() -> str:
+    try:
+        return version("runtap")
+    except PackageNotFoundError:
+        return "0.0.0+source"

@@ -1,0 +1,147 @@
+"""Read mitmproxy flows out of capture files: mitmproxy flow files and HAR, told apart by content.
+
+Flow files (tnetstring, from `mitmdump -w`) are read with `mitmproxy.io.FlowReader`, one flow at
+a time. HAR files are JSON with a `log` key; their entries are streamed with ijson (FlowReader
+would load the whole file and give up on it at the first bad entry) and each becomes a flow
+through mitmproxy's own `request_to_flow`. HAR has no flow ids, so an entry's id is derived from
+its content: the same entry read twice gets the same id, which is what keeps ingest idempotent.
+
+A damaged file yields every flow before the damage; `FlowSource.stopped` then says where and why.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+
+import ijson
+from mitmproxy import flow as mflow
+from mitmproxy.io import FlowReader
+from mitmproxy.io.har import request_to_flow
+
+from store.errors import RuntapError
+
+FLOWS, HAR = "mitmproxy flows", "HAR"
+_BOM = b"\xef\xbb\xbf"
+_TNETSTRING_START = re.compile(rb"\d{1,12}:")
+# Namespace of the ids given to HAR entries (uuid5 of the entry's canonical JSON).
+_HAR_ID_NAMESPACE = uuid.UUID("5d0c5d8e-7b8e-4a52-9a3e-2f1f6b1f0a11")
+
+
+def detect_format(path: str) -> str:
+    """Return FLOWS or HAR from the file's content (never its name); RuntapError for anything else."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError as exc:
+        raise RuntapError(f"cannot read {path}: {exc.strerror or exc}") from None
+    head = head.removeprefix(_BOM).lstrip()
+    if not head:
+        raise RuntapError(f"{path} is empty: no flows to ingest")
+    if _TNETSTRING_START.match(head):
+        return FLOWS
+    if head.startswith(b"{") and _is_har(path):
+        return HAR
+    raise RuntapError(f"{path} is neither a mitmproxy flow file nor a HAR file")
+
+
+def _is_har(path: str) -> bool:
+    """True when the top-level JSON object has a `log` key (read as a stream, stops there)."""
+    with open(path, "rb") as fh:
+        _skip_bom(fh)
+        try:
+            for prefix, event, value in ijson.parse(fh):
+                if prefix == "" and event == "map_key" and value == "log":
+                    return True
+                if prefix == "" and event == "end_map":
+                    return False
+        except ijson.JSONError:
+            return False
+    return False
+
+
+def _skip_bom(fh) -> None:
+    if fh.read(3) != _BOM:
+        fh.seek(0)
+
+
+class FlowSource:
+    """The flows of one capture file, read lazily; counts and the damage are kept as it goes."""
+
+    def __init__(self, path: str, fmt: str | None = None) -> None:
+        self.path = path
+        self.format = fmt or detect_format(path)
+        self.flows_read = 0  # flows (HAR entries) read successfully
+        self.bad_entries = 0  # HAR entries that could not become a flow (the rest still read)
+        self.offset = 0  # bytes consumed so far (approximate for HAR: ijson reads ahead)
+        self.stopped: str | None = None  # where and why reading stopped before the end
+
+    def flows(self) -> Iterator[mflow.Flow]:
+        """Yield every readable flow; stop (and set `stopped`) at damage instead of raising."""
+        with open(self.path, "rb") as fh:
+            yield from (self._flow_file(fh) if self.format == FLOWS else self._har_file(fh))
+
+    def _flow_file(self, fh) -> Iterator[mflow.Flow]:
+        stream = FlowReader(fh).stream()
+        while True:
+            start = fh.tell()
+            try:
+                item = next(stream)
+            except StopIteration:
+                return
+            except Exception as exc:  # noqa: BLE001 - FlowReadException, or Flow.from_state's KeyError etc.
+                self._stop(f"flow {self.flows_read + 1} at byte {start}", exc)
+                return
+            self.flows_read += 1
+            self.offset = fh.tell()
+            yield item
+
+    def _har_file(self, fh) -> Iterator[mflow.Flow]:
+        _skip_bom(fh)
+        entries = ijson.items(fh, "log.entries.item", use_float=True)
+        number = 0
+        while True:
+            try:
+                entry = next(entries)
+            except StopIteration:
+                return
+            except ijson.JSONError as exc:
+                self._stop(f"HAR entry {number + 1} (near byte {fh.tell()})", exc)
+                return
+            number += 1
+            self.offset = fh.tell()
+            try:
+                item = har_entry_to_flow(entry)
+            except Exception:  # noqa: BLE001 - a malformed entry costs that entry only
+                self.bad_entries += 1
+                continue
+            self.flows_read += 1
+            yield item
+
+    def _stop(self, where: str, exc: BaseException) -> None:
+        reason = str(exc.__cause__ or exc).strip().splitlines()
+        self.stopped = f"{where}: {reason[0] if reason else type(exc).__name__}"
+
+
+def har_entry_to_flow(entry: dict) -> mflow.Flow:
+    """Turn one HAR entry into an HTTPFlow with mitmproxy's reader, plus what it leaves out.
+
+    Additions: a stable id from the entry's content; response headers timed at end - `receive`
+    (mitmproxy puts them at the request start); an entry without a response (status 0) is a flow
+    with no response and its `_error` as the flow's error, as mitmproxy would have recorded it.
+    """
+    canonical = json.dumps(entry, sort_keys=True, separators=(",", ":"), default=str)
+    item = request_to_flow(entry)
+    item.id = str(uuid.uuid5(_HAR_ID_NAMESPACE, canonical))
+    response = item.response
+    if response.status_code == 0:
+        item.error = mflow.Error(str(entry["response"].get("_error") or "no response"),
+                                 timestamp=item.request.timestamp_end)
+        item.response = None
+        return item
+    receive = (entry.get("timings") or {}).get("receive")
+    if isinstance(receive, (int, float)) and receive >= 0 and response.timestamp_end is not None:
+        response.timestamp_start = max(item.request.timestamp_start, response.timestamp_end - receive / 1000.0)
+    return item
