@@ -139,10 +139,12 @@ _KEY = f"({SNAPSHOT_ORDER})"
 # until it completes); tokens come from the latest snapshot with usage (FILTER; NULL when none
 # has it). Identity columns never change within a run, so a NULL in the latest snapshot (a
 # partial observation) falls back to any snapshot's value.
-# Measured on this machine (2 cores shared, load ~3), 1,000,000 runs x 10 snapshots (146 MB):
-#   SELECT count(*), sum(total_tokens) FROM runs: 0.8-1.0 s; status GROUP BY: ~2.7-3.5 s;
-#   materializing all of `runs` into polars: ~4.5 s (row_number() window: 17 s; one arg_max per
-#   column: 11 s). SELECT count(*) FROM run_transitions: 1.3-1.9 s (lag() window; list(): 3.7 s).
+# Measured on this machine (2 cores shared with other jobs: load 1.5-3.7, so ranges), on
+# 1,000,000 runs x 10 snapshots (146 MB), duckdb 2.0:
+#   SELECT count(*), sum(total_tokens) FROM runs: 0.8-1.2 s; status GROUP BY: 2.7-3.6 s;
+#   all of `runs` into polars: ~4.5 s (row_number() window: 17 s; one arg_max per column: 11 s).
+#   SELECT count(*) FROM run_transitions: 1.3 s at load ~1, 3.3-3.7 s at load ~3 (a lag()
+#   window; ordering by one struct key: slower; a list()-per-run variant: 3.7 s at load ~1).
 # The synthetic store is not committed: build it with DuckDB `range()` and time the queries.
 
 
