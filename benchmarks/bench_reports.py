@@ -109,3 +109,128 @@ BUILD = [
         TIMESTAMPTZ '2026-01-01 00:00:00+00' AS started_at, 'synthetic' AS source
         FROM range(({n} + 249999) // 250000) t(c)""",
 ]
+
+K = ("(coalesce(epoch_us(observed_at), 0)::HUGEINT * 4722366482869645213696"
+     " + coalesce(epoch_us(request_started_at), 0)::HUGEINT * 1048576 + coalesce(seq, 0))")
+PER_RUN = f"""(SELECT run_id, arg_max_null(model, k) AS model, arg_max_null(assistant_id, k) AS assistant_id,
+    arg_max_null(status, k) AS status, arg_max_null(created_at, k) AS created_at,
+    arg_max_null(started_at, k) AS started_at,
+    arg_max_null(coalesce(completed_at, failed_at, cancelled_at), k) AS ended_at,
+    arg_max_null(last_error_code, k) AS code, arg_max_null(incomplete_reason, k) AS reason,
+    arg_max_null(prompt_tokens, k) FILTER (WHERE has_usage) AS p,
+    arg_max_null(completion_tokens, k) FILTER (WHERE has_usage) AS c,
+    arg_max_null(total_tokens, k) FILTER (WHERE has_usage) AS t
+    FROM (SELECT *, {K} AS k FROM run_snapshots) GROUP BY run_id)"""
+LAG = f"""(SELECT lag(status) OVER (PARTITION BY run_id ORDER BY {K}) AS a, status AS b
+    FROM run_snapshots WHERE status IS NOT NULL)"""
+
+# One query per report, computing the same figures as the report (costs aside: a lookup).
+SQL = {
+    "summary": f"""WITH r AS {PER_RUN} SELECT * FROM
+        (SELECT model, status, count(*), sum(t) FROM r GROUP BY ALL),
+        (SELECT count(*), count(DISTINCT thread_id), count(*) FILTER (WHERE status_code >= 400),
+                min(request_started_at), max(response_ended_at) FROM exchanges)""",
+    "latency": """SELECT operation, count(*), quantile_cont(duration_ms, [0.5, 0.9, 0.99]), max(duration_ms),
+        quantile_cont(ttfb_ms, 0.5), quantile_cont(epoch_us(first_byte_at) - epoch_us(request_started_at), 0.5),
+        quantile_cont(epoch_us(f) - epoch_us(request_started_at), 0.5),
+        quantile_cont(epoch_us(d) - epoch_us(request_started_at), 0.5)
+        FROM exchanges LEFT JOIN (SELECT exchange_id, min(received_at) AS f,
+            min(received_at) FILTER (WHERE event = 'thread.message.delta') AS d FROM sse_events GROUP BY ALL)
+        USING (exchange_id) GROUP BY operation""",
+    "durations": f"""WITH r AS {PER_RUN},
+        ch AS (SELECT * FROM (SELECT run_id, status, observed_at, k,
+                   lag(status) OVER (PARTITION BY run_id ORDER BY k) AS prev
+               FROM (SELECT *, {K} AS k FROM run_snapshots WHERE run_id IN
+                     (SELECT run_id FROM run_snapshots WHERE status = 'requires_action')))
+               WHERE prev IS DISTINCT FROM status),
+        w AS (SELECT run_id, sum(epoch_us(nx) - epoch_us(observed_at)) / 1000.0 AS ra FROM
+              (SELECT *, lead(observed_at) OVER (PARTITION BY run_id ORDER BY k) AS nx FROM ch)
+              WHERE status = 'requires_action' AND nx IS NOT NULL GROUP BY run_id),
+        p AS (SELECT run_id, count(*) AS n FROM exchanges WHERE operation = 'getRun' GROUP BY run_id)
+        SELECT model, count(*),
+            quantile_cont(epoch_ms(started_at) - epoch_ms(created_at), [0.5, 0.9]),
+            quantile_cont(epoch_ms(ended_at) - epoch_ms(started_at), [0.5, 0.9]),
+            quantile_cont(epoch_ms(ended_at) - epoch_ms(created_at), [0.5, 0.9]),
+            max(epoch_ms(ended_at) - epoch_ms(created_at)), count(ra), quantile_cont(ra, [0.5, 0.9]),
+            avg(coalesce(n, 0)), max(coalesce(n, 0))
+        FROM r LEFT JOIN w USING (run_id) LEFT JOIN p USING (run_id) GROUP BY model""",
+    "transitions": f"""WITH r AS {PER_RUN}
+        SELECT a, b, NULL AS reason, count(*) FROM {LAG} WHERE a <> b GROUP BY ALL
+        UNION ALL SELECT status, NULL, coalesce(code, reason), count(*) FROM r GROUP BY ALL""",
+    "tokens": f"""SELECT model, count(*), count(*) FILTER (WHERE t IS NOT NULL), sum(p), sum(c), sum(t)
+        FROM {PER_RUN} GROUP BY model""",
+    "steps": f"""WITH s AS (SELECT step_id, arg_max_null(type, k) AS type, arg_max_null(status, k) AS status,
+            arg_max_null(total_tokens, k) FILTER (WHERE has_usage) AS t,
+            epoch_ms(arg_max_null(completed_at, k)) - epoch_ms(arg_max_null(created_at, k)) AS d
+            FROM (SELECT *, {K} AS k FROM step_snapshots) GROUP BY step_id),
+        tc AS (SELECT step_id, string_agg(DISTINCT coalesce(function_name, type), '+') AS tool,
+               count(DISTINCT tool_call_id) AS n FROM tool_call_snapshots GROUP BY step_id)
+        SELECT type, tool, count(*), count(*) FILTER (WHERE status = 'failed'), sum(n), sum(t), avg(d), max(d)
+        FROM s LEFT JOIN tc USING (step_id) GROUP BY ALL""",
+}
+
+
+def build_store(path: str, runs: int) -> None:
+    """Create the synthetic store at `path` (set-based SQL, no Python loops)."""
+    con = duckdb.connect(path)
+    try:
+        for statement in all_ddl():
+            con.sql(statement)
+        for statement in BUILD:
+            con.sql(statement.replace("{n}", str(runs)))
+        con.sql("CHECKPOINT")
+    finally:
+        con.close()
+
+
+def best_of(repeat: int, func) -> float:
+    """Fastest of `repeat` timed calls (the machine is shared: the minimum is the least noisy)."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def time_sql(path: str, query: str) -> None:
+    """Run one hand-written query the way a user would: open read-only, query, fetch, close."""
+    with open_store(path) as con:
+        con.sql(query).pl()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    """Build (or reuse) the store, then time every report against its SQL query."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1_000_000)
+    parser.add_argument("--db", help="store path (default: a temporary file, removed at the end)")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    path = args.db or os.path.join(tempfile.mkdtemp(prefix="runtap-bench-"), "bench.duckdb")
+    if not os.path.exists(path):
+        start = time.perf_counter()
+        build_store(path, args.runs)
+        print(f"built {path}: {args.runs:,} runs in {time.perf_counter() - start:.1f} s, "
+              f"{os.path.getsize(path) / 2**20:.0f} MB")
+    with open_store(path) as con:
+        counts = con.sql("SELECT (SELECT count(*) FROM run_snapshots), (SELECT count(*) FROM exchanges)").fetchall()[0]
+    print(f"run_snapshots {counts[0]:,}, exchanges {counts[1]:,}; best of {args.repeat}")
+    print(f"{'report':<12} {'runtap s':>9} {'SQL s':>7} {'ratio':>6} {'peak RSS MB':>12}")
+    ratios = []
+    for name in REPORTS:
+        ours = best_of(args.repeat, lambda n=name: run_report(path, n, Filters()))
+        sql = best_of(args.repeat, lambda n=name: time_sql(path, SQL[n]))
+        ratios.append(ours / sql)
+        print(f"{name:<12} {ours:9.3f} {sql:7.3f} {ours / sql:6.2f} {peak_rss_mb():12.0f}")
+    print(f"median ratio {statistics.median(ratios):.2f}")
+    if not args.db:
+        os.remove(path)
+
+
+if __name__ == "__main__":
+    main()
