@@ -371,3 +371,30 @@ def report_html(db, out, since, until, models, assistants, threads, captures):
         click.echo(f"no runs recorded in {db} yet")
         return
     click.echo(f"wrote {out}")
+
+
+# --- serve ------------------------------------------------------------------------------------
+@cli.command()
+@db_option
+@listen_option("127.0.0.1:9200")
+@click.option("--speed", default=1.0, show_default=True, type=float,
+              help="Pacing of streamed events and of openai-poll-after-ms: 1 = as recorded, "
+              "N = N times faster, 0 = no waiting.")
+def serve(db, listen, speed):
+    """Answer the Assistants runs API from a recording, so an app's tests run offline.
+
+    Point the client at it with OPENAI_BASE_URL=http://127.0.0.1:9200/v1 (any API key).
+    Requests are matched by operation and normalized body; recorded ids are handed out (fresh
+    ones when a session is played again); poll loops replay their recorded statuses, then
+    repeat the last one; streams keep their recorded timing. Anything not in the recording gets
+    a 404 `no_recording` error naming the closest recorded request.
+    """
+    from serve.server import serve_forever
+
+    host, port = listen
+
+    def ready(url, recording):
+        click.echo(f"runtap serve: {len(recording.sessions)} recorded sessions "
+                   f"({recording.exchange_count} exchanges) on {url}", err=True)
+
+    serve_forever(db, speed=speed, host=host, port=port, on_ready=ready)
