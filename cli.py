@@ -373,6 +373,30 @@ def report_html(db, out, since, until, models, assistants, threads, captures):
     click.echo(f"wrote {out}")
 
 
+# --- ingest -----------------------------------------------------------------------------------
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@db_option
+@click.option("--redact-header", "redact", multiple=True, metavar="NAME",
+              help="Extra header to redact before storing (repeatable). Authorization, api-key, "
+              "OpenAI-Organization, OpenAI-Project and cookies are always redacted.")
+def ingest(files, db, redact):
+    """Ingest mitmproxy flow files and HAR files into the store (the format is read from content).
+
+    Only runs traffic (and thread/message creation, for replay) is stored; the rest is counted.
+    Ingesting a file again adds nothing. A damaged file gives every flow before the damage.
+    """
+    from rich.console import Console
+
+    from ingest import ingest_files
+    from ingest.render import progress_bar, summary_lines
+
+    with progress_bar(Console(stderr=True)) as progress:
+        report = ingest_files(files, db, redact_extra=redact, progress=progress)
+    for line in summary_lines(report):
+        click.echo(line)
+
+
 # --- serve ------------------------------------------------------------------------------------
 @cli.command()
 @db_option

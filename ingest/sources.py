@@ -12,6 +12,7 @@ A damaged file yields every flow before the damage; `FlowSource.stopped` then sa
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -92,7 +93,9 @@ class FlowSource:
             except StopIteration:
                 return
             except Exception as exc:  # noqa: BLE001 - FlowReadException, or Flow.from_state's KeyError etc.
-                self._stop(f"flow {self.flows_read + 1} at byte {start}", exc)
+                truncated = fh.tell() >= os.fstat(fh.fileno()).st_size
+                self._stop(f"flow {self.flows_read + 1} at byte {start}",
+                           "the file ends inside this flow (truncated)" if truncated else exc)
                 return
             self.flows_read += 1
             self.offset = fh.tell()
@@ -120,9 +123,11 @@ class FlowSource:
             self.flows_read += 1
             yield item
 
-    def _stop(self, where: str, exc: BaseException) -> None:
-        reason = str(exc.__cause__ or exc).strip().splitlines()
-        self.stopped = f"{where}: {reason[0] if reason else type(exc).__name__}"
+    def _stop(self, where: str, why: BaseException | str) -> None:
+        if isinstance(why, BaseException):
+            lines = str(why).strip().splitlines()
+            why = f"{type(why).__name__}: {lines[0]}" if lines else type(why).__name__
+        self.stopped = f"{where}: {why}"
 
 
 def har_entry_to_flow(entry: dict) -> mflow.Flow:
