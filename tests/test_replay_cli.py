@@ -9,13 +9,14 @@ from datetime import datetime, timezone
 import duckdb
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
 from cli import cli
 from demo.harness import free_port
 from replay.execute import request_headers
 from replay.matchers import FAILURE, WARNING, Difference
 from replay.options import parse_headers, parse_id_map, parse_target
-from replay.render import render_json, write_junit
+from replay.render import render_json, render_table, write_junit
 from replay.results import save_report
 from replay.runner import ReplayReport, SessionResult, StepResult
 from replay.sessions import Exchange, Step
@@ -144,3 +145,13 @@ def test_recorded_secrets_and_hop_by_hop_headers_are_never_resent():
     sent = request_headers(recorded, (("Authorization", "Bearer sk-env"),))
     assert sent == [("OpenAI-Beta", "assistants=v2"), ("X-Stainless-Poll-Helper", "true"),
                     ("Authorization", "Bearer sk-env")]
+
+
+def test_table_shows_each_session_with_its_differences():
+    console = Console(record=True, width=200)
+    render_table(_report(), console)
+    text = console.export_text()
+    assert "PASS thread_a -> thread_n" in text and "FAIL thread_b" in text
+    assert "failure: HTTP status 200 recorded, 500 replayed: boom" in text
+    assert "warning: runs[0].instructions" in text
+    assert "2 sessions: 1 passed, 1 failed" in text
