@@ -62,7 +62,7 @@ class IdMap:
 
 
 def _fresh_like(recorded: str, taken: set[str]) -> str:
-    """A random id with the same prefix and length as `recorded`, not yet handed out."""
+    """A random id with the prefix and length of `recorded` (at least 8 characters after `_`), not yet handed out."""
     prefix, _, tail = recorded.partition("_")
     while True:
         candidate = f"{prefix}_{''.join(secrets.choice(_ALPHABET) for _ in range(max(len(tail), 8)))}"

@@ -5,7 +5,8 @@ client no longer sends is skipped. Reads (getRun, listRuns, steps) answer from t
 recording between the last consumed write and the next one: the n-th identical read gets the
 n-th recorded answer there, then the last one again (a poll loop plays its recorded statuses
 and then stays at the final state). A read with no answer in that stretch repeats the latest
-earlier answer to the same request: the state has not changed since.
+earlier answer to the same request (the state has not changed since), or else the last one
+recorded (a recorded thread inspected directly).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class LiveSession:
 
     def key_for(self, key: RequestKey, session: RecordedSession) -> RequestKey:
         """`key` as it would read in `session` (only the thread id differs between candidates)."""
-        return key if session is self.session else replace(key, thread_id=session.thread_id)
+        return replace(key, thread_id=session.thread_id)
 
     def peek(self, key: RequestKey, session: RecordedSession) -> bool:
         """Would `session` answer `key` at the current cursor? (no state change)"""
@@ -85,7 +86,9 @@ def _find(exchanges: tuple[Recorded, ...], pos: int, key: RequestKey) -> tuple[i
     stretch = [ex for ex in exchanges[pos:end] if ex.key == key]
     if stretch:
         return pos, stretch
-    for index in range(pos - 1, -1, -1):
+    # Nothing since the last write: the latest earlier answer; failing that (a recorded thread
+    # used directly, before any write), the last recorded answer, i.e. the final state.
+    for index in [*range(pos - 1, -1, -1), *range(len(exchanges) - 1, end - 1, -1)]:
         if exchanges[index].key == key:
             return index, []
     return None

@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from addon.routes import match_route
+from addon.routes import Route, match_route
 from serve.ids import IdMap
 from serve.live import LiveSession
 from serve.matching import RequestKey, closeness, explain, normalize_body, normalize_query
@@ -61,20 +61,16 @@ class Registry:
         if live is None:
             return Miss(f"{label}: thread {route.thread_id} was neither created through this server "
                         "nor recorded")
-        ids = live.ids
-        key = RequestKey(route.operation, ids.recorded(route.thread_id), ids.recorded(route.run_id),
-                         ids.recorded(route.step_id), normalize_query(ids.to_recorded_text(query)),
-                         normalize_body(ids.to_recorded_text(body)))
         if not live.decided:
-            self._decide(live, key)
-            key = live.key_for(key, live.session)
+            self._decide(live, _key(live.ids, route, query, body))
+        key = _key(live.ids, route, query, body)
         recorded = live.take(key)
         if recorded is None:
             nearest, why = live.closest(key)
             return Miss(f"no recorded {route.operation} matches {label}; closest recorded request is "
                         f"{nearest.key.operation} {nearest.path} (session of thread "
                         f"{live.session.thread_id}): {why or 'already answered'}")
-        return Reply(recorded, ids)
+        return Reply(recorded, live.ids)
 
     def _create(self, operation: str, query: str, body: str, label: str) -> Reply | Miss:
         key = RequestKey(operation, None, None, None, normalize_query(query), normalize_body(body))
@@ -130,3 +126,10 @@ class Registry:
         nearest = min(firsts, key=lambda r: closeness(r.key, key))
         return (f"no recorded {key.operation} matches {label}; closest recorded request is "
                 f"{nearest.key.operation} {nearest.path}: {explain(nearest.key, key)}")
+
+
+def _key(ids: IdMap, route: Route, query: str, body: str) -> RequestKey:
+    """The request's key in recorded ids."""
+    return RequestKey(route.operation, ids.recorded(route.thread_id), ids.recorded(route.run_id),
+                      ids.recorded(route.step_id), normalize_query(ids.to_recorded_text(query)),
+                      normalize_body(ids.to_recorded_text(body)))

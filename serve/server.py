@@ -76,7 +76,8 @@ class ServeHandle:
 
 def start_serve(db: str, *, speed: float = 1.0, host: str = "127.0.0.1", port: int = 0) -> ServeHandle:
     """Load the recording in `db` and serve it on a background thread; return the handle."""
-    return ServeHandle(load_recording(db), check_speed(speed), host, port)
+    speed = check_speed(speed)
+    return ServeHandle(load_recording(db), speed, host, port)
 
 
 def serve_forever(
@@ -88,8 +89,8 @@ def serve_forever(
     on_ready: Callable[[str, Recording], None] | None = None,
 ) -> None:
     """Serve the recording in `db` until SIGINT/SIGTERM; `on_ready` gets the base URL."""
-    recording = load_recording(db)
     check_speed(speed)
+    recording = load_recording(db)
 
     async def main() -> None:
         runner, bound = await _start(recording, speed, host, port)
