@@ -37,8 +37,8 @@ from store.writer import StoreWriter
 log = logging.getLogger("runtap.ingest")
 
 # Ingest is not on an event loop: larger batches mean fewer connect/commit/close cycles.
-BATCH_ROWS = 5_000
-MAX_QUEUED_ROWS = 50_000
+BATCH_ROWS = 2_000
+MAX_QUEUED_ROWS = 10_000
 PROGRESS_EVERY = 250  # flows between progress callbacks
 
 
