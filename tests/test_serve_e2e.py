@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
 import openai
@@ -64,6 +65,15 @@ def test_the_workload_gets_the_recorded_outcomes_offline_twice(recorded):
     assert {"completed", "cancelled", "failed", "incomplete"} <= {s for s, _, _ in outcomes(second)}
 
 
+def test_concurrent_clients_each_get_their_own_threads_and_the_recorded_outcomes(recorded):
+    db, original = recorded
+    with start_serve(db, speed=0) as server, ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: run_workload(server.base_url), range(2)))
+    assert [outcomes(r) for r in results] == [outcomes(original)] * 2
+    threads = [t for r in results for t in r.threads]
+    assert len(set(threads)) == len(threads)
+
+
 def test_an_unrecorded_request_is_a_not_found_error_naming_the_closest(recorded):
     db, _ = recorded
     with start_serve(db, speed=0) as server, warnings.catch_warnings():
@@ -91,11 +101,13 @@ def _streamed_thread(db: str):
     raise AssertionError("the workload records a streamed run")
 
 
-def _stream_once(base_url: str, thread_id: str) -> tuple[float, list[str], str]:
+def _stream_once(base_url: str, thread_id: str, recorded_body: dict) -> tuple[float, list[str], str]:
+    """Send the recorded streamed createRun again with the SDK's stream helper."""
+    params = {k: v for k, v in recorded_body.items() if k != "stream"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         started = time.monotonic()
-        with client(base_url).beta.threads.runs.stream(thread_id=thread_id, assistant_id=WEATHER) as stream:
+        with client(base_url).beta.threads.runs.stream(thread_id=thread_id, **params) as stream:
             events = [event.event for event in stream]
             final = stream.get_final_run()
     return time.monotonic() - started, events, final.status
@@ -107,9 +119,9 @@ def test_streams_replay_recorded_events_with_recorded_timing(recorded):
     span = sum(exchange.event_gaps)
     assert span > 0.2  # the simulator takes ~300 ms per run turn
     with start_serve(db, speed=1) as paced:
-        paced_seconds, paced_events, paced_status = _stream_once(paced.base_url, thread_id)
+        paced_seconds, paced_events, paced_status = _stream_once(paced.base_url, thread_id, exchange.key.body)
     with start_serve(db, speed=0) as fast:
-        fast_seconds, fast_events, fast_status = _stream_once(fast.base_url, thread_id)
+        fast_seconds, fast_events, fast_status = _stream_once(fast.base_url, thread_id, exchange.key.body)
     recorded_events = [line[7:] for line in exchange.response.splitlines()
                        if line.startswith("event: ") and line != "event: done"]  # the SDK eats `done`
     assert paced_events == fast_events == recorded_events
