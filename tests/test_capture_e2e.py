@@ -17,27 +17,10 @@ import httpx
 import pytest
 
 from demo.harness import start_proxy
-from demo.workload import ASSISTANTS, run_workload
 from simulator.config import SimConfig
 from simulator.server import start_simulator
 
-KEY = "sk-e2e-secret-value-0123456789"
-
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory):
-    """Record the demo workload through a real proxy; return the store, the truth, the client view."""
-    db = str(tmp_path_factory.mktemp("e2e") / "store.duckdb")
-    with start_simulator(SimConfig(seed=11, assistants=ASSISTANTS)) as sim:
-        proxy = start_proxy(sim.url, db)
-        try:
-            client_view = run_workload(proxy.base_url, api_key=KEY)
-        finally:
-            code = proxy.stop()
-        truth = sim.ground_truth()
-    con = duckdb.connect(db, read_only=True)
-    yield con, truth, client_view, code, proxy.log_text()
-    con.close()
+from tests.conftest import DEMO_KEY as KEY
 
 
 def _truth_runs(truth) -> dict:
@@ -45,7 +28,7 @@ def _truth_runs(truth) -> dict:
 
 
 def test_proxy_exits_cleanly(recording):
-    _, _, _, code, log = recording
+    _, _, _, code, log, _ = recording
     assert code == 0, log
 
 

@@ -1,0 +1,33 @@
+"""Shared fixtures: one recording of the demo workload through a real proxy, reused by modules."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from demo.harness import start_proxy
+from demo.workload import ASSISTANTS, run_workload
+from simulator.config import SimConfig
+from simulator.server import start_simulator
+
+DEMO_KEY = "sk-e2e-secret-value-0123456789"
+
+
+@pytest.fixture(scope="session")
+def recording(tmp_path_factory):
+    """Record the demo workload through a real `runtap proxy` in front of the simulator.
+
+    Yields (read-only connection, simulator ground truth, client view, proxy exit code, proxy
+    log, store path).
+    """
+    db = str(tmp_path_factory.mktemp("e2e") / "store.duckdb")
+    with start_simulator(SimConfig(seed=11, assistants=ASSISTANTS)) as sim:
+        proxy = start_proxy(sim.url, db)
+        try:
+            client_view = run_workload(proxy.base_url, api_key=DEMO_KEY)
+        finally:
+            code = proxy.stop()
+        truth = sim.ground_truth()
+    con = duckdb.connect(db, read_only=True)
+    yield con, truth, client_view, code, proxy.log_text(), db
+    con.close()
