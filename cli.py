@@ -137,6 +137,8 @@ def demo(db, seed):
     from rich.console import Console
     from rich.table import Table
 
+    from analysis import Filters, run_report
+    from analysis.formats import print_table
     from demo.run import run_demo
 
     console = Console(stderr=True)
@@ -146,8 +148,12 @@ def demo(db, seed):
         table.add_column(name, justify="right" if name in ("runs", "total tokens") else "left")
     for model, status, runs, tokens in result.runs_by_model_status:
         table.add_row(model or "—", status or "—", str(runs), "—" if tokens is None else f"{tokens:,}")
-    Console().print(table)
-    click.echo(f"Store: {db}. Next: `runtap report summary --db {db}`")
+    out = Console()
+    out.print(table)
+    tokens = run_report(db, "tokens", Filters(captures=(result.capture_id,)))
+    columns = ["model", "runs", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd"]
+    print_table(out, {"tokens": tokens.main.select(columns)}, "Tokens and cost per model", tokens.notes)
+    click.echo(f"Store: {db}. Next: `runtap report summary --db {db}`, `runtap report html --db {db} --out report.html`")
 
 
 # --- replay -----------------------------------------------------------------------------------
@@ -422,3 +428,22 @@ def serve(db, listen, speed):
                    f"({recording.exchange_count} exchanges) on {url}", err=True)
 
     serve_forever(db, speed=speed, host=host, port=port, on_ready=ready)
+
+
+# --- export -----------------------------------------------------------------------------------
+@cli.command()
+@click.option("--parquet", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory to write (new, empty, or an earlier runtap export, which is replaced).")
+@db_option
+def export(out_dir, db):
+    """Export every table and derived view as Parquet, partitioned by day (UTC).
+
+    The directory gets a README.md and a runtap-export.json manifest describing every column;
+    DuckDB, polars, Spark or Trino can read it, and `--db` of reports and replay can point at it.
+    """
+    from store.export import export_parquet
+
+    result = export_parquet(db, out_dir)
+    for name, rows in result.rows.items():
+        click.echo(f"{name:24} {rows:>10,} rows")
+    click.echo(f"wrote {out_dir} in {result.seconds:.1f}s")
