@@ -24,6 +24,7 @@ class DemoResult:
     seconds: float
     runs_by_model_status: list[tuple]
     exchanges: int
+    capture_id: str
 
 
 def run_demo(db: str, *, seed: int = 7, progress=lambda message: None) -> DemoResult:
@@ -52,4 +53,4 @@ def run_demo(db: str, *, seed: int = 7, progress=lambda message: None) -> DemoRe
             [capture],
         ).fetchall()
         exchanges = con.execute("SELECT count(*) FROM exchanges WHERE capture_id = ?", [capture]).fetchone()[0]
-    return DemoResult(workload, code, time.monotonic() - started, by_model, exchanges)
+    return DemoResult(workload, code, time.monotonic() - started, by_model, exchanges, capture)
