@@ -9,11 +9,12 @@ Layout of an export directory (stable; `EXPORT_FORMAT` changes if it ever does):
 
 One directory per table (`captures`, `exchanges`, `run_snapshots`, `step_snapshots`,
 `tool_call_snapshots`, `sse_events`) and per derived view (`runs`, `run_steps`,
-`run_transitions`, `tool_calls`), with the columns and types of `store.schema` (JSON columns stay
-JSON-typed strings) plus nothing else: `day` is the Hive partition key, a DATE in UTC of the
-relation's `DAY_COLUMNS` column. Other tables found in the store (replay results) are exported the
-same way, by their first timestamp column, or whole into `<table>/data_0.parquet` without one. A
-relation with no rows is an empty directory. Read it back with
+`run_transitions`, `tool_calls`), with the columns and types of `store.schema` (JSON columns are
+written as UTF-8 strings holding JSON text, which every engine reads as text) plus nothing else:
+`day` is the Hive partition key, a DATE in UTC of the relation's `DAY_COLUMNS` column. Other
+tables found in the store (replay results) are exported the same way, by their first timestamp
+column, or whole into `<table>/data_0.parquet` without one. A relation with no rows is an empty
+directory. Read it back with
 `read_parquet('DIR/runs/**/*.parquet', hive_partitioning=true)` (DuckDB),
 `pl.scan_parquet('DIR/runs/**/*.parquet', hive_partitioning=True)` (polars) or
 `spark.read.parquet('DIR/runs')`. The views are a snapshot: figures over several exports must be
@@ -109,23 +110,26 @@ def _relations(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
 def _export_all(con: duckdb.DuckDBPyConnection, db: str, staging: str) -> dict:
     relations = {}
     for name, kind in _relations(con):
-        columns = con.execute(f'DESCRIBE "{name}"').fetchall()
-        day = DAY_COLUMNS.get(name) or next((c for c, t, *_ in columns if t.startswith("TIMESTAMP")), None)
+        described = con.execute(f'DESCRIBE "{name}"').fetchall()
+        # JSON as plain UTF-8 strings: DuckDB's Parquet JSON type reads as binary in polars/Spark.
+        select = ", ".join(f'"{c}"::VARCHAR AS "{c}"' if t == "JSON" else f'"{c}"' for c, t, *_ in described)
+        day = DAY_COLUMNS.get(name) or next((c for c, t, *_ in described if t.startswith("TIMESTAMP")), None)
         target = os.path.join(staging, name)
         if day is None:
             os.makedirs(target)
-            copied = con.execute(f"COPY \"{name}\" TO '{_sql_path(os.path.join(target, 'data_0.parquet'))}' "
-                                 "(FORMAT parquet, COMPRESSION zstd)").fetchone()[0]
+            copied = con.execute(f"COPY (SELECT {select} FROM \"{name}\") TO "
+                                 f"'{_sql_path(os.path.join(target, 'data_0.parquet'))}' "
+                                 "(FORMAT parquet, COMPRESSION zstd)").fetchall()[0][0]
         else:
-            copied = con.execute(f"COPY (SELECT *, CAST(\"{day}\" AS DATE) AS day FROM \"{name}\") "
+            copied = con.execute(f"COPY (SELECT {select}, CAST(\"{day}\" AS DATE) AS day FROM \"{name}\") "
                                  f"TO '{_sql_path(target)}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (day))"
-                                 ).fetchone()[0]
+                                 ).fetchall()[0][0]
             os.makedirs(target, exist_ok=True)  # COPY makes no directory for an empty relation
         relations[name] = {
             "kind": kind,
             "rows": copied,
             "partitioned_by": f"day = UTC date of {day}" if day else None,
-            "columns": [[c, t] for c, t, *_ in columns],
+            "columns": [[c, "VARCHAR (JSON text)" if t == "JSON" else t] for c, t, *_ in described],
         }
     return {
         "format": EXPORT_FORMAT,
