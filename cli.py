@@ -438,8 +438,9 @@ def serve(db, listen, speed):
 def export(out_dir, db):
     """Export every table and derived view as Parquet, partitioned by day (UTC).
 
-    The directory gets a README.md and a runtap-export.json manifest describing every column;
-    DuckDB, polars, Spark or Trino can read it, and `--db` of reports and replay can point at it.
+    The directory gets a README.md and a runtap-export.json manifest describing every column.
+    DuckDB, polars, Spark or Trino can read it, and so can runtap, as one of several stores
+    (`store.multi`).
     """
     from store.export import export_parquet
 
