@@ -128,7 +128,7 @@ def proxy(upstream, listen, db, mode, redact, verbose):
 # --- demo -------------------------------------------------------------------------------------
 @cli.command()
 @db_option
-@click.option("--seed", default=7, show_default=True, help="Simulator seed (same seed, same outcomes).")
+@click.option("--seed", default=0, show_default=True, help="Simulator seed (same seed, same outcomes; `runtap simulate` defaults to 0 too, so the demo replays against it).")
 def demo(db, seed):
     """Record a demo workload: simulator + proxy + the official openai SDK, then summarize.
 
@@ -239,7 +239,8 @@ or [fail] [incomplete] [expire] [slow] [complete] in the last user message.""")
 @click.option("--expire-ms", default=600_000, show_default=True, type=click.IntRange(0), help="A run left in requires_action this long (ms) expires.")
 @click.option("--default-model", default="gpt-4o", show_default=True, help="Model of assistants created on first use.")
 @click.option("--strict-assistants", is_flag=True, help="Unknown assistant ids get 404 (as the hosted API) instead of being created.")
-@click.option("--assistants", "assistants_file", type=click.Path(dir_okay=False), help="JSON list of assistants {id, model, instructions, tools} to preload.")
+@click.option("--assistants", "assistants_file", type=click.Path(dir_okay=False), help="JSON list of assistants {id, model, instructions, tools} to preload "
+              "(the demo's assistants are always preloaded, so demo recordings replay).")
 @click.option("--outcome-weights", default="completed=85,failed=8,incomplete=7", show_default=True, help="Weights of outcomes for runs without a hint.")
 @click.option("--fault", "faults", multiple=True, help="Inject a fault (repeatable); syntax below.")
 @click.option("--ground-truth", "ground_truth_path", type=click.Path(dir_okay=False), help="Write what was served (JSON) to FILE on shutdown.")
@@ -251,13 +252,14 @@ def simulate(listen, seed, latency_ms, run_ms, event_gap_ms, poll_after_ms, expi
     Ground truth is also served at GET /__sim/ground_truth.
     """
     from simulator.config import SimConfig, load_assistants, parse_weights
+    from simulator.demo_assistants import with_demo_assistants
     from simulator.server import serve
 
     config = SimConfig(
         seed=seed, latency_ms=latency_ms, run_ms=run_ms, event_gap_ms=event_gap_ms,
         poll_after_ms=poll_after_ms, expire_ms=expire_ms, default_model=default_model,
         strict_assistants=strict_assistants,
-        assistants=load_assistants(assistants_file) if assistants_file else [],
+        assistants=with_demo_assistants(load_assistants(assistants_file) if assistants_file else []),
         outcome_weights=parse_weights(outcome_weights), faults=list(faults),
         ground_truth_path=ground_truth_path,
     )  # fmt: skip

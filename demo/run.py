@@ -27,7 +27,7 @@ class DemoResult:
     capture_id: str
 
 
-def run_demo(db: str, *, seed: int = 7, progress=lambda message: None) -> DemoResult:
+def run_demo(db: str, *, seed: int = 0, progress=lambda message: None) -> DemoResult:
     """Run the demo end to end and return what the store holds afterwards."""
     started = time.monotonic()
     log_path = os.path.join(tempfile.mkdtemp(prefix="runtap-demo-"), "proxy.log")

@@ -15,50 +15,8 @@ from dataclasses import dataclass, field
 
 from openai import AssistantEventHandler, OpenAI
 
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_current_weather",
-        "description": "Get the current weather for a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"location": {"type": "string"}},
-            "required": ["location"],
-        },
-    },
-}
+from simulator.demo_assistants import ASSISTANTS
 
-TIME_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_local_time",
-        "description": "Get the local time in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
-
-# Assistants with fixed ids, preloaded into simulators (SimConfig.assistants), so a recording
-# of this workload can be replayed against a fresh simulator that already knows them.
-ASSISTANTS = [
-    {
-        "id": "asst_runtapWeather0001",
-        "model": "gpt-4o",
-        "name": "weather",
-        "instructions": "You are a weather bot. Use the tools.",
-        "tools": [WEATHER_TOOL, TIME_TOOL],
-    },
-    {
-        "id": "asst_runtapWriter00001",
-        "model": "gpt-4o-mini",
-        "name": "writer",
-        "instructions": "You write short answers.",
-        "tools": [],
-    },
-]
 WEATHER, WRITER = (a["id"] for a in ASSISTANTS)
 # Without a hint the simulator picks outcomes by seed; the happy paths are pinned explicitly.
 COMPLETE = {"sim_outcome": "completed"}

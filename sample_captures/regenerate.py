@@ -50,7 +50,7 @@ def main() -> int:
     for path in (db, db + ".wal", flows):
         if os.path.exists(path):
             os.remove(path)
-    with start_simulator(SimConfig(seed=7, assistants=ASSISTANTS)) as sim:
+    with start_simulator(SimConfig(seed=0, assistants=ASSISTANTS)) as sim:
         proxy = start_proxy(
             sim.url, db, plain_mitmdump=True,
             extra_args=["-w", flows, "--set", "store_streamed_bodies=true"],
