@@ -20,6 +20,7 @@ from replay.matchers import FAILURE, Difference, MatchOptions, compare_step, dro
 from replay.observe import Observation, merge_polls, observe
 from replay.options import ReplayOptions
 from replay.sessions import Session, Step, load_sessions
+from store.errors import RuntapError
 
 
 @dataclass
@@ -99,7 +100,21 @@ def run_replay(opts: ReplayOptions) -> ReplayReport:
                     f.cancel()
                 raise
     report.finished_at = datetime.now(timezone.utc)
+    _check_credentials(report)
     return report
+
+
+def _check_credentials(report: ReplayReport) -> None:
+    """Every session refused at its first step for auth is a set-up error, not a regression."""
+    firsts = [s.steps[0] for s in report.sessions if s.steps]
+    if firsts and all(
+        f.replayed_status in (401, 403) and (f.recorded_status or 0) < 400 for f in firsts
+    ):
+        status = firsts[0].replayed_status
+        raise RuntapError(
+            f"the target refused every session with HTTP {status}: "
+            "set OPENAI_API_KEY or pass --header 'Authorization: Bearer ...'"
+        )
 
 
 def recorded_observation(step: Step) -> Observation:

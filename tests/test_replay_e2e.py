@@ -118,3 +118,11 @@ def test_recorded_pacing_and_thread_filter(recording):
         code, report = replay(db, sim.url, "--thread", threads[POLLED_TOOLS], "--speed", "1")
     assert (code, report["sessions"], report["passed"]) == (0, 1, 1)
     assert report["details"][0]["duration_ms"] >= span * 0.9  # steps started at their recorded offsets
+
+
+def test_missing_credentials_are_a_setup_error_not_a_regression(recording):
+    db, _ = recording
+    with start_simulator(SimConfig(seed=SEED, assistants=ASSISTANTS)) as sim:
+        result = CliRunner().invoke(cli, ["replay", "--target", sim.url, "--db", db], env={"OPENAI_API_KEY": ""})
+    assert result.exit_code == 2, result.output
+    assert "OPENAI_API_KEY" in result.output and "Traceback" not in result.output
