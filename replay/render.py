@@ -57,10 +57,13 @@ def render_json(report: ReplayReport) -> str:
 
 
 def render_table(report: ReplayReport, console: Console) -> None:
-    """One table per session (steps and their differences), then a one-line summary."""
+    """One line per clean session, a table of steps for any session with differences, a summary."""
     for s in report.sessions:
         verdict = "[green]PASS[/]" if s.passed else "[red]FAIL[/]"
         new = f" -> {s.replayed_thread_id}" if s.replayed_thread_id else ""
+        if not s.all_differences():
+            console.print(f"{verdict} {s.thread_id}{new} ({len(s.steps)} steps, {_ms(s.duration_ms)} ms)")
+            continue
         table = Table(title=f"{verdict} {s.thread_id}{new}", title_justify="left", expand=False)
         for column in ("#", "step", "status", "ms", "result"):
             table.add_column(column, overflow="fold")
