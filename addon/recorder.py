@@ -3,16 +3,15 @@
 Usable from `runtap proxy` or as `mitmdump -s addon/script.py --set runtap_db=FILE`.
 
 Hooks stay one-liners on mitmproxy's event loop: they copy plain data off the flow and queue
-it. A worker thread decodes, parses and normalizes; the store's writer thread batches rows
-into DuckDB. Responses on runs routes are streamed through a `StreamTap`, so SSE events reach
-the client as they arrive; every other response is streamed through untouched and unrecorded.
+it. A child process (addon/record_worker.py, fed by addon/record_sink.py) decodes, parses,
+normalizes and batches rows into DuckDB, so none of that competes with the event loop for the
+GIL. Responses on runs routes are streamed through a `StreamTap`, so SSE events reach the
+client as they arrive; every other response is streamed through untouched and unrecorded.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -21,18 +20,19 @@ from importlib.metadata import PackageNotFoundError, version
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.mode_specs import ProxyMode
 
-from addon.flows import CapturedFlow, captured_from_flow, to_exchange
-from addon.normalize import normalize
+from addon.flows import captured_from_flow
+from addon.record_sink import RecordSink
 from addon.redact import DEFAULT_REDACTED
 from addon.routes import match_route
 from addon.stream_tap import StreamTap
 from store.errors import RuntapError
 from store.paths import check_store_path
-from store.writer import StoreWriter
+from store.writer import DEFAULT_MAX_QUEUED_ROWS
 
 log = logging.getLogger("runtap.addon")
 
-_STOP = object()
+# mitmproxy's termlog verbosity -> the recorder process's logging level
+_LOG_LEVELS = {"error": "ERROR", "warn": "WARNING", "info": "INFO", "alert": "INFO", "debug": "DEBUG"}
 
 
 def _tool_version() -> str:
@@ -46,13 +46,10 @@ class Recorder:
     """mitmproxy addon that taps runs routes and records them into a runtap store."""
 
     def __init__(self) -> None:
-        self.writer: StoreWriter | None = None
+        self.sink: RecordSink | None = None
         self.capture_id = str(uuid.uuid4())
         self._taps: dict[str, StreamTap] = {}
-        self._pending: queue.SimpleQueue = queue.SimpleQueue()
-        self._worker: threading.Thread | None = None
         self._redact_extra: tuple[str, ...] = ()
-        self.normalize_errors = 0
 
     # --- options ----------------------------------------------------------------------------
     def load(self, loader) -> None:
@@ -67,6 +64,11 @@ class Recorder:
         loader.add_option(
             "runtap_upstream", str, "", "Upstream written to the capture record (default: from the mode)."
         )
+        loader.add_option(
+            "runtap_max_queued_rows", int, DEFAULT_MAX_QUEUED_ROWS,
+            "Rows kept in memory while the store cannot be written (a reader holds the file, the disk "
+            "is full); past it new rows are dropped, with a warning.",
+        )
 
     def configure(self, updated) -> None:
         """Validate options; switch stores when `runtap_db` changes while running."""
@@ -77,29 +79,19 @@ class Recorder:
                 check_store_path(ctx.options.runtap_db)
             except RuntapError as exc:
                 raise exceptions.OptionsError(str(exc)) from None
-            if self.writer is not None:  # changed at run time: reopen
-                self._close_writer()
-                self._open_writer()
+        if "runtap_max_queued_rows" in updated and ctx.options.runtap_max_queued_rows < 1:
+            raise exceptions.OptionsError("runtap_max_queued_rows must be at least 1")
+        if self.sink is not None and {"runtap_db", "runtap_redact"} & set(updated):
+            self._close_sink()  # changed at run time: a new recorder process takes over
+            self._open_sink()
 
     def running(self) -> None:
-        """Open the store and write this proxy run's `captures` row."""
-        self._open_writer()
-        modes = list(ctx.options.mode)
-        upstream = ctx.options.runtap_upstream or _upstream_from_modes(modes)
-        self.writer.write_capture(
-            {
-                "capture_id": self.capture_id,
-                "started_at": datetime.now(UTC),
-                "upstream": upstream,
-                "mode": ",".join(modes),
-                "tool_version": _tool_version(),
-                "source": "proxy",
-            }
-        )
+        """Start the recorder process, which opens the store and writes this run's `captures` row."""
+        self._open_sink()
 
     def done(self) -> None:
         """Flush everything queued before mitmproxy exits (SIGINT/SIGTERM included)."""
-        self._close_writer()
+        self._close_sink()
 
     # --- hooks: one-liners on the event loop ---------------------------------------------
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -132,41 +124,33 @@ class Recorder:
         except Exception as exc:  # never raise into mitmproxy
             log.error("runtap: could not read flow %s: %s", flow.id, exc)
             return
-        self._pending.put(captured)
+        if self.sink is not None:
+            self.sink.put(captured)
 
-    def _open_writer(self) -> None:
-        writer = StoreWriter(ctx.options.runtap_db)
-        writer.start()
-        self.writer = writer
-        self._start_worker()
-
-    def _start_worker(self) -> None:
-        if self._worker is None or not self._worker.is_alive():
-            self._worker = threading.Thread(target=self._work, name="runtap-normalize", daemon=True)
-            self._worker.start()
-
-    def _work(self) -> None:
-        while (item := self._pending.get()) is not _STOP:
-            self._record(item)
-
-    def _record(self, captured: CapturedFlow) -> None:
+    def _open_sink(self) -> None:
+        modes = list(ctx.options.mode)
+        capture = {
+            "capture_id": self.capture_id,
+            "started_at": datetime.now(UTC).isoformat(),
+            "upstream": ctx.options.runtap_upstream or _upstream_from_modes(modes),
+            "mode": ",".join(modes),
+            "tool_version": _tool_version(),
+            "source": "proxy",
+        }
+        level = _LOG_LEVELS.get(getattr(ctx.options, "termlog_verbosity", "info"), "INFO")
+        sink = RecordSink(ctx.options.runtap_db, capture, redact=self._redact_extra,
+                          max_queued_rows=ctx.options.runtap_max_queued_rows, log_level=level)
         try:
-            rows = normalize(to_exchange(captured, self.capture_id), redact_extra=self._redact_extra)
-        except Exception as exc:  # normalize never raises by contract; belt and braces
-            self.normalize_errors += 1
-            log.error("runtap: could not normalize exchange %s: %s", captured.flow_id, exc)
+            sink.start()
+        except RuntapError as exc:  # keep proxying: traffic matters more than the recording
+            log.error("runtap: not recording: %s", exc)
             return
-        if self.writer is not None:
-            self.writer.put(rows)
+        self.sink = sink
 
-    def _close_writer(self) -> None:
-        if self._worker is not None and self._worker.is_alive():
-            self._pending.put(_STOP)
-            self._worker.join()
-        self._worker = None
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+    def _close_sink(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
 
 
 def _upstream_from_modes(modes: list[str]) -> str:

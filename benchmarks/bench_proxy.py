@@ -1,0 +1,102 @@
+"""Proxy overhead: the same load directly, through plain `mitmdump`, and through `runtap proxy`.
+
+The simulator runs in its own process; the load is GETs of one completed run (getRun, a route
+runtap records) with `wrk` (or a Python fallback). Two loads per target, interleaved over
+`--rounds` rounds so machine noise hits every target alike, medians reported:
+
+- latency: one connection, one request at a time: p50/p99 of what the proxy adds;
+- throughput: `--connections` connections: req/s with the proxy saturated.
+
+Targets (issue 7): runtap's throughput >= 0.95x plain mitmdump's; p50 <= plain mitmdump + 0.5 ms.
+Afterwards it checks that runtap recorded every request it answered.
+
+    .venv/bin/python benchmarks/bench_proxy.py [--seconds 8] [--rounds 3] [--connections 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+
+import duckdb
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.loadgen import SimulatorProcess, completed_run_path, have_wrk, load  # noqa: E402
+from demo.harness import start_proxy  # noqa: E402
+
+TARGETS = ("direct", "mitmdump", "runtap")
+
+
+def _measure(urls: dict[str, str], seconds: float, rounds: int, connections: int) -> dict[str, dict]:
+    results: dict[str, dict[str, list]] = {t: {"lat": [], "tput": []} for t in TARGETS}
+    for i in range(rounds):
+        for target in TARGETS:
+            load(urls[target], 1, 1)  # warm-up: connections, caches, the writer's first batch
+            results[target]["lat"].append(load(urls[target], seconds, 1))
+            results[target]["tput"].append(load(urls[target], seconds, connections))
+            lat, tput = results[target]["lat"][-1], results[target]["tput"][-1]
+            print(f"  round {i + 1} {target:9s} p50 {lat.p50_ms:6.2f} ms  p99 {lat.p99_ms:6.2f} ms  "
+                  f"{tput.rps:7.0f} req/s  (errors {lat.errors + tput.errors})", flush=True)
+    return {
+        t: {
+            "rps": statistics.median(r.rps for r in v["tput"]),
+            "p50": statistics.median(r.p50_ms for r in v["lat"]),
+            "p99": statistics.median(r.p99_ms for r in v["lat"]),
+            "p50_loaded": statistics.median(r.p50_ms for r in v["tput"]),
+            "requests": sum(r.requests for r in v["lat"] + v["tput"]),
+            "errors": sum(r.errors for r in v["lat"] + v["tput"]),
+        }
+        for t, v in results.items()
+    }
+
+
+def main() -> None:
+    """Run the comparison and print a table, the ratios and the targets."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each load run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians reported)")
+    parser.add_argument("--connections", type=int, default=8, help="connections of the throughput load")
+    args = parser.parse_args()
+    tool = "wrk" if have_wrk() else "python fallback (install wrk for trustworthy figures)"
+    print(f"load generator: {tool}; {os.cpu_count()} CPUs; {args.rounds} rounds of {args.seconds:g} s")
+    with tempfile.TemporaryDirectory() as tmp, SimulatorProcess() as sim:
+        path = completed_run_path(sim.url)
+        db = os.path.join(tmp, "bench.duckdb")
+        plain = start_proxy(sim.url, None, plain_mitmdump=True)
+        runtap = start_proxy(sim.url, db, log_path=os.path.join(tmp, "proxy.log"))
+        try:
+            urls = {"direct": sim.url + path, "mitmdump": plain.url + path, "runtap": runtap.url + path}
+            figures = _measure(urls, args.seconds, args.rounds, args.connections)
+        finally:
+            plain.stop()
+            runtap.stop()
+        recorded = duckdb.connect(db, read_only=True).execute(
+            "SELECT count(*) FROM exchanges WHERE operation = 'getRun'").fetchone()[0]
+        log = runtap.log_text()
+    _print(figures, recorded, log)
+
+
+def _print(f: dict[str, dict], recorded: int, log: str) -> None:
+    print()
+    print(f"{'target':10s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'p50 ms loaded':>14s} {'errors':>7s}")
+    for t in TARGETS:
+        r = f[t]
+        print(f"{t:10s} {r['rps']:8.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['p50_loaded']:14.2f} {r['errors']:7d}")
+    ratio = f["runtap"]["rps"] / f["mitmdump"]["rps"]
+    added = f["runtap"]["p50"] - f["mitmdump"]["p50"]
+    print()
+    print(f"throughput runtap/mitmdump: {ratio:.3f}x (target >= 0.95)  {'OK' if ratio >= 0.95 else 'MISSED'}")
+    print(f"p50 runtap - mitmdump: {added:+.2f} ms (target <= +0.5 ms)  {'OK' if added <= 0.5 else 'MISSED'}")
+    print(f"mitmdump/direct throughput: {f['mitmdump']['rps'] / f['direct']['rps']:.3f}x; "
+          f"p50 added by mitmdump: {f['mitmdump']['p50'] - f['direct']['p50']:+.2f} ms")
+    # wrk may cut requests in flight at the end of a run: those are neither answered nor recorded.
+    print(f"runtap recorded {recorded} getRun exchanges for {f['runtap']['requests']} answered requests "
+          f"(+ warm-ups); warnings/errors in its log: {sum('WARNING' in l or 'ERROR' in l for l in log.splitlines())}")
+
+
+if __name__ == "__main__":
+    main()
