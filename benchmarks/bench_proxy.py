@@ -25,20 +25,26 @@ import duckdb
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.loadgen import SimulatorProcess, completed_run_path, have_wrk, load  # noqa: E402
+from benchmarks.loadgen import (  # noqa: E402
+    SimulatorProcess, completed_run_path, cpu_seconds, have_wrk, load, process_tree)
 from demo.harness import start_proxy  # noqa: E402
 
 TARGETS = ("direct", "mitmdump", "runtap")
 
 
-def _measure(urls: dict[str, str], seconds: float, rounds: int, connections: int) -> dict[str, dict]:
-    results: dict[str, dict[str, list]] = {t: {"lat": [], "tput": []} for t in TARGETS}
+def _measure(urls: dict[str, str], pids: dict[str, list[int]], seconds: float, rounds: int,
+             connections: int) -> dict[str, dict]:
+    results: dict[str, dict[str, list]] = {t: {"lat": [], "tput": [], "cpu": []} for t in TARGETS}
     for i in range(rounds):
         for target in TARGETS:
             load(urls[target], 1, 1)  # warm-up: connections, caches, the writer's first batch
             results[target]["lat"].append(load(urls[target], seconds, 1))
-            results[target]["tput"].append(load(urls[target], seconds, connections))
-            lat, tput = results[target]["lat"][-1], results[target]["tput"][-1]
+            before = [cpu_seconds(p) for p in pids[target]]
+            results[target]["tput"].append(tput := load(urls[target], seconds, connections))
+            # CPU per request of each process (the proxy, then its recorder child if any)
+            results[target]["cpu"].append([(cpu_seconds(p) - b) * 1000 / max(tput.requests, 1)
+                                           for p, b in zip(pids[target], before)])
+            lat = results[target]["lat"][-1]
             print(f"  round {i + 1} {target:9s} p50 {lat.p50_ms:6.2f} ms  p99 {lat.p99_ms:6.2f} ms  "
                   f"{tput.rps:7.0f} req/s  (errors {lat.errors + tput.errors})", flush=True)
     return {
@@ -49,6 +55,7 @@ def _measure(urls: dict[str, str], seconds: float, rounds: int, connections: int
             "p50_loaded": statistics.median(r.p50_ms for r in v["tput"]),
             "requests": sum(r.requests for r in v["lat"] + v["tput"]),
             "errors": sum(r.errors for r in v["lat"] + v["tput"]),
+            "cpu_ms": [statistics.median(c) for c in zip(*v["cpu"])],
         }
         for t, v in results.items()
     }
@@ -70,7 +77,9 @@ def main() -> None:
         runtap = start_proxy(sim.url, db, log_path=os.path.join(tmp, "proxy.log"))
         try:
             urls = {"direct": sim.url + path, "mitmdump": plain.url + path, "runtap": runtap.url + path}
-            figures = _measure(urls, args.seconds, args.rounds, args.connections)
+            pids = {"direct": [sim.proc.pid], "mitmdump": [plain.proc.pid],
+                    "runtap": process_tree(runtap.proc.pid)}
+            figures = _measure(urls, pids, args.seconds, args.rounds, args.connections)
         finally:
             plain.stop()
             runtap.stop()
@@ -94,6 +103,9 @@ def _print(f: dict[str, dict], recorded: int, log: str) -> None:
     print(f"mitmdump/direct throughput: {f['mitmdump']['rps'] / f['direct']['rps']:.3f}x; "
           f"p50 added by mitmdump: {f['mitmdump']['p50'] - f['direct']['p50']:+.2f} ms")
     # wrk may cut requests in flight at the end of a run: those are neither answered nor recorded.
+    proxy_ms, *child_ms = f["runtap"]["cpu_ms"]
+    print(f"CPU per request under load: mitmdump {f['mitmdump']['cpu_ms'][0]:.2f} ms; runtap proxy "
+          f"{proxy_ms:.2f} ms + recorder process {sum(child_ms):.2f} ms (on the other core)")
     print(f"runtap recorded {recorded} getRun exchanges for {f['runtap']['requests']} answered requests "
           f"(+ warm-ups); warnings/errors in its log: {sum('WARNING' in l or 'ERROR' in l for l in log.splitlines())}")
 

@@ -9,11 +9,13 @@ connections in worker processes, which is slower and says so in its output.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from http.client import HTTPConnection
@@ -75,19 +77,25 @@ def have_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
-def load(url: str, seconds: float, connections: int) -> LoadResult:
-    """Send GETs to `url` on `connections` keep-alive connections for `seconds`."""
+def load(url: str, seconds: float, connections: int, wrk_script: str | None = None) -> LoadResult:
+    """Send GETs to `url` on `connections` keep-alive connections for `seconds`.
+
+    `wrk_script` (Lua) shapes the requests when wrk is used; the Python fallback sends GETs.
+    """
     if have_wrk():
-        return _wrk(url, seconds, connections)
+        return _wrk(url, seconds, connections, wrk_script)
     return _python_load(url, seconds, connections)
 
 
-def _wrk(url: str, seconds: float, connections: int) -> LoadResult:
+def _wrk(url: str, seconds: float, connections: int, script: str | None) -> LoadResult:
     threads = min(2, connections)
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency",
-         "-H", f"Authorization: {AUTH['Authorization']}", url],
-        capture_output=True, text=True, check=True).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        lua.write(script or "")
+        lua.flush()
+        out = subprocess.run(
+            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency",
+             "-H", f"Authorization: {AUTH['Authorization']}", *(["-s", lua.name] if script else []), url],
+            capture_output=True, text=True, check=True).stdout
     total = int(re.search(r"(\d+) requests in ([\d.]+)(\w+)", out).group(1))
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     errors += int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
@@ -131,6 +139,22 @@ def _python_worker(url: str, seconds: float) -> tuple[list[float], int]:
             conn = HTTPConnection(parts.hostname, parts.port, timeout=10)
     conn.close()
     return latencies, errors
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time used so far by process `pid` (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its direct children (the proxy and its recorder process)."""
+    children = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as fh:
+            children += [int(c) for c in fh.read().split()]
+    return [pid, *children]
 
 
 def rss_kib(pid: int) -> int:
