@@ -1,0 +1,183 @@
+"""Concurrent SDK clients for the soak, fault and security tests, and the store checks they share.
+
+Clients are `openai.AsyncOpenAI` instances on one event loop (200 clients, not 200 threads).
+Every response on a route runtap records is tallied by its `x-request-id` (the simulator gives
+each response a fresh one), so "nothing lost, nothing duplicated" is an exact multiset check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import duckdb
+import httpx
+from openai import AsyncAssistantEventHandler, AsyncOpenAI
+
+from addon.routes import match_route
+from demo.harness import free_port, wait_for_port
+from demo.workload import WEATHER, WRITER
+
+RUNTAP = [sys.executable, "-c", "import cli; cli.cli(prog_name='runtap')"]
+FINAL = {"completed", "failed", "cancelled", "incomplete", "expired"}
+
+
+class SimulatorProcess:
+    """`runtap simulate` in its own process on a free loopback port (extra CLI args allowed)."""
+
+    def __init__(self, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([*RUNTAP, "simulate", "--listen", f"127.0.0.1:{self.port}", *args],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for_port("127.0.0.1", self.port, 30, self.proc)
+
+    def ground_truth(self) -> dict:
+        """What the simulator served so far."""
+        return httpx.get(self.url + "/__sim/ground_truth", timeout=30).json()
+
+    def __enter__(self) -> SimulatorProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@dataclass
+class Tally:
+    """What the clients saw: recorded-route responses by x-request-id, and finished runs."""
+
+    request_ids: Counter = field(default_factory=Counter)
+    finished_at: dict[str, float] = field(default_factory=dict)  # x-request-id -> time.time()
+    runs: dict[str, dict] = field(default_factory=dict)  # run id -> final status and usage
+    errors: Counter = field(default_factory=Counter)
+
+    async def on_response(self, response: httpx.Response) -> None:
+        """httpx response hook: count responses on recorded routes once their body is read."""
+        if match_route(response.request.method, str(response.request.url)) is None:
+            return
+        await response.aread()  # a complete exchange, as the proxy sees it
+        rid = response.headers.get("x-request-id", "")
+        self.request_ids[rid] += 1
+        self.finished_at[rid] = time.time()
+
+    def add_run(self, run) -> None:
+        """Remember a run's final state as the client saw it."""
+        usage = run.usage.model_dump() if run.usage else None
+        self.runs[run.id] = {"status": run.status, "usage": usage}
+
+
+def make_client(base_url: str, tally: Tally, api_key: str, **headers: str) -> AsyncOpenAI:
+    """An SDK client without retries (so every request is one exchange) that reports to `tally`."""
+    http = httpx.AsyncClient(event_hooks={"response": [tally.on_response]}, timeout=120)
+    return AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, http_client=http,
+                       default_headers=headers or None)
+
+
+def _tool_outputs(run) -> list[dict]:
+    return [{"tool_call_id": c.id, "output": json.dumps({"temp_c": 18})}
+            for c in run.required_action.submit_tool_outputs.tool_calls]
+
+
+async def polled_tool_run(client: AsyncOpenAI, tally: Tally, n: int) -> None:
+    """create_and_poll a run that asks for tools, answer them, poll to the end."""
+    runs = client.beta.threads.runs
+    thread = await client.beta.threads.create(
+        messages=[{"role": "user", "content": f"What is the weather in city {n}?"}])
+    run = await runs.create_and_poll(thread_id=thread.id, assistant_id=WEATHER,
+                                     metadata={"sim_outcome": "completed"})
+    while run.status == "requires_action":
+        run = await runs.submit_tool_outputs_and_poll(run_id=run.id, thread_id=thread.id,
+                                                      tool_outputs=_tool_outputs(run))
+    tally.add_run(run)
+
+
+async def streamed_tool_run(client: AsyncOpenAI, tally: Tally, n: int) -> None:
+    """Stream a run that asks for tools, answer them with a streamed submit, to the end."""
+    runs = client.beta.threads.runs
+    thread = await client.beta.threads.create()
+    await client.beta.threads.messages.create(thread_id=thread.id, role="user",
+                                              content=f"What is the weather and time in town {n}?")
+    async with runs.stream(thread_id=thread.id, assistant_id=WEATHER, metadata={"sim_outcome": "completed"},
+                           event_handler=AsyncAssistantEventHandler()) as stream:
+        await stream.until_done()
+        run = await stream.get_final_run()
+    while run.status == "requires_action":
+        async with runs.submit_tool_outputs_stream(run_id=run.id, thread_id=thread.id, tool_outputs=_tool_outputs(run),
+                                                   event_handler=AsyncAssistantEventHandler()) as stream:
+            await stream.until_done()
+            run = await stream.get_final_run()
+    tally.add_run(run)
+
+
+async def plain_run(client: AsyncOpenAI, tally: Tally, n: int) -> None:
+    """A run without tools that fails or completes (both kinds of final status)."""
+    outcome = "failed" if n % 3 == 0 else "completed"
+    run = await client.beta.threads.create_and_run_poll(
+        assistant_id=WRITER, metadata={"sim_outcome": outcome},
+        thread={"messages": [{"role": "user", "content": f"Say hello #{n}."}]})
+    tally.add_run(run)
+
+
+SESSIONS = (polled_tool_run, streamed_tool_run, polled_tool_run, streamed_tool_run, plain_run)
+
+
+async def drive(base_url: str, clients: int, seconds: float, api_key: str = "sk-load-test",
+                stop: asyncio.Event | None = None, **headers: str) -> Tally:
+    """Run `clients` concurrent clients, each starting sessions until `seconds` pass (or `stop`).
+
+    Sessions in progress at the deadline finish; a session that fails is counted in
+    `tally.errors` by exception type (the runs it finished are still checked).
+    """
+    tally = Tally()
+    deadline = time.monotonic() + seconds
+    stop = stop or asyncio.Event()
+
+    async def one(i: int) -> None:
+        client = make_client(base_url, tally, api_key, **headers)
+        n = i
+        try:
+            while time.monotonic() < deadline and not stop.is_set():
+                try:
+                    await SESSIONS[n % len(SESSIONS)](client, tally, n)
+                except Exception as exc:  # a fault test may break sessions on purpose
+                    tally.errors[type(exc).__name__] += 1
+                n += clients
+        finally:
+            await client.close()
+
+    await asyncio.gather(*(one(i) for i in range(clients)))
+    return tally
+
+
+def store_request_ids(db: str) -> Counter:
+    """x-request-ids of the exchanges in the store, with multiplicity."""
+    con = duckdb.connect(db, read_only=True)
+    try:
+        return Counter(r for (r,) in con.execute("SELECT x_request_id FROM exchanges").fetchall())
+    finally:
+        con.close()
+
+
+def check_runs(db: str, runs: dict[str, dict]) -> list[str]:
+    """Differences between the runs clients finished and the store's `runs` view (empty: equal)."""
+    con = duckdb.connect(db, read_only=True)
+    try:
+        stored = {rid: (status, p, c, t) for rid, status, p, c, t in con.execute(
+            "SELECT run_id, status, prompt_tokens, completion_tokens, total_tokens FROM runs").fetchall()}
+    finally:
+        con.close()
+    problems = []
+    for rid, seen in runs.items():
+        u = seen["usage"] or {}
+        want = (seen["status"], u.get("prompt_tokens"), u.get("completion_tokens"), u.get("total_tokens"))
+        got = stored.get(rid)
+        if got is None or (got[0], *(None if v is None else int(v) for v in got[1:])) != want:
+            problems.append(f"{rid}: client saw {want}, store has {got}")
+    return problems
