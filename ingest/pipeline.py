@@ -55,6 +55,7 @@ class FileReport:
     duplicates: int = 0  # already in the store (or earlier in this ingest)
     errors: int = 0  # flows or HAR entries that could not be read or converted
     stopped: str | None = None  # where and why reading stopped before the end of the file
+    first_bad_entry: str | None = None  # the first HAR entry that could not be read, and why
     bytes_read: int = 0
     capture_id: str | None = None
 
@@ -142,6 +143,7 @@ def _ingest_one(source: FlowSource, report: FileReport, writer: StoreWriter, see
     _update(report, source)
     report.stopped = source.stopped
     report.errors += source.bad_entries + (source.stopped is not None)
+    report.first_bad_entry = source.first_bad_entry
     if progress is not None:
         progress(report)
 

@@ -43,6 +43,8 @@ def summary_lines(report: IngestReport) -> list[str]:
         lines.append(f"{f.path} ({f.format}): {_counts(f.flows_read, f.stored, f.skipped, f.duplicates, f.errors)}")
         if f.stopped:
             lines.append(f"  damaged: stopped at {f.stopped}; the flows before it were ingested")
+        if f.first_bad_entry:
+            lines.append(f"  skipped unreadable entries, the first: {f.first_bad_entry}")
     rate = report.total("flows_read") / max(report.seconds, 1e-6)
     lines.append(f"total: {_counts(*(report.total(n) for n in ('flows_read', 'stored', 'skipped', 'duplicates', 'errors')))}"
                  f" in {report.seconds:.1f}s ({rate:,.0f} flows/s) into {report.db}")

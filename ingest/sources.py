@@ -76,6 +76,7 @@ class FlowSource:
         self.format = fmt or detect_format(path)
         self.flows_read = 0  # flows (HAR entries) read successfully
         self.bad_entries = 0  # HAR entries that could not become a flow (the rest still read)
+        self.first_bad_entry: str | None = None  # which one, and why
         self.offset = 0  # bytes consumed so far (approximate for HAR: ijson reads ahead)
         self.stopped: str | None = None  # where and why reading stopped before the end
 
@@ -117,8 +118,9 @@ class FlowSource:
             self.offset = fh.tell()
             try:
                 item = har_entry_to_flow(entry)
-            except Exception:  # noqa: BLE001 - a malformed entry costs that entry only
+            except Exception as exc:  # noqa: BLE001 - a malformed entry costs that entry only
                 self.bad_entries += 1
+                self.first_bad_entry = self.first_bad_entry or f"HAR entry {number}: {type(exc).__name__}: {exc}"
                 continue
             self.flows_read += 1
             yield item

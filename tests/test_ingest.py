@@ -227,6 +227,17 @@ def test_har_with_a_bom_and_a_truncated_tail(tmp_path):
     assert f.stopped.startswith("HAR entry 6")
 
 
+def test_a_malformed_har_entry_costs_that_entry_only(tmp_path):
+    har = SaveHar().make_har(sample_flows())
+    del har["log"]["entries"][1]["time"]
+    path = tmp_path / "odd.har"
+    path.write_text(json.dumps(har))
+    result = CliRunner().invoke(cli, ["ingest", str(path), "--db", str(tmp_path / "s.duckdb")])
+    assert result.exit_code == 0, result.output
+    assert "5 flows read, 3 stored, 2 skipped (not runs traffic), 0 duplicates, 1 errors" in result.output
+    assert "the first: HAR entry 2: KeyError: 'time'" in result.output
+
+
 def test_har_entry_without_response_becomes_an_error_exchange(tmp_path):
     flow = sample_flows()[0]
     flow.response = None
