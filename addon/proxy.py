@@ -14,6 +14,7 @@ from mitmproxy import exceptions, options
 from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.tools.dump import DumpMaster
 
+from addon.drain import Drain
 from addon.recorder import Recorder
 from store.errors import RuntapError
 
@@ -59,7 +60,8 @@ class _Announce:
 async def _run(spec: str, host: str, port: int, db: str, redact: Sequence[str], verbose: bool) -> None:
     opts = options.Options(listen_host=host, listen_port=port, mode=[spec])
     master = DumpMaster(opts, with_termlog=True, with_dumper=verbose)
-    master.addons.add(Recorder(), _Announce(host, port, spec, db))
+    drain = Drain()
+    master.addons.add(Recorder(), drain, _Announce(host, port, spec, db))
     try:
         opts.update(
             runtap_db=db,
@@ -71,7 +73,7 @@ async def _run(spec: str, host: str, port: int, db: str, redact: Sequence[str], 
         raise RuntapError(str(exc)) from None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, master.shutdown)
+        loop.add_signal_handler(sig, drain.begin, master.shutdown)
     await master.run()
 
 
@@ -85,7 +87,10 @@ def run_proxy(
     redact: Sequence[str] = (),
     verbose: bool = False,
 ) -> None:
-    """Record runs traffic until SIGINT/SIGTERM; everything queued is flushed before returning."""
+    """Record runs traffic until SIGINT/SIGTERM; everything queued is flushed before returning.
+
+    The first signal drains: no new connections, exchanges in flight finish (up to 5 s).
+    """
     spec = mode_spec(mode, upstream)
     check_listen_address(host, port)
     asyncio.run(_run(spec, host, port, db, redact, verbose))

@@ -91,15 +91,19 @@ def start_proxy(
     extra_args: list[str] | None = None,
     log_path: str | None = None,
     plain_mitmdump: bool = False,
+    quiet: bool = True,
     timeout: float = 30.0,
 ) -> ProxyProcess:
-    """Start `runtap proxy` (or plain `mitmdump` with the addon script) and wait until it listens."""
+    """Start `runtap proxy` (or plain `mitmdump` with the addon script) and wait until it listens.
+
+    `quiet=False` keeps mitmdump's warnings and info lines (its `-q` hides them).
+    """
     port = port or free_port(host)
     if plain_mitmdump:
         args = [
             os.path.join(os.path.dirname(sys.executable), "mitmdump"),
             "--mode", f"reverse:{upstream}", "--listen-host", host, "--listen-port", str(port),
-            "-q",
+            *(["-q"] if quiet else ["--set", "flow_detail=0"]),
         ]
         if db:
             script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "addon", "script.py")

@@ -245,14 +245,15 @@ class StoreWriter:
                     wait, message = self.error_retry_seconds, _first_line(exc)
                     if message != reported:  # once per distinct error, not once per attempt
                         reported = self.last_error = message
-                        log.error("cannot write to %s: %s; %d rows kept, retrying every %gs",
+                        log.error("cannot write to %s: %s; %d rows kept in memory, retrying every %gs: "
+                                  "free disk space or fix the file's permissions and recording resumes",
                                   self.path, message, size, wait)
                 with self._cond:
                     self._stats.retries += 1
                 if self._abandon.wait(wait):
                     return False
-        if reported not in (None, "lock"):
-            log.info("%s is writable again; %d kept rows written", self.path, size)
+        if reported not in (None, "lock"):  # a warning, so it shows wherever the error did
+            log.warning("%s is writable again; %d kept rows written", self.path, size)
         self.last_error = None
         with self._cond:
             self._stats.batches += bool(frames)

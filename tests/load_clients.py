@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -154,6 +155,15 @@ async def drive(base_url: str, clients: int, seconds: float, api_key: str = "sk-
 
     await asyncio.gather(*(one(i) for i in range(clients)))
     return tally
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of process `pid` (the proxy's recorder process)."""
+    children = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as fh:
+            children += [int(c) for c in fh.read().split()]
+    return children
 
 
 def store_request_ids(db: str) -> Counter:
