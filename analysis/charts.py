@@ -43,15 +43,13 @@ def latency_boxplot(exchange_timings: pl.DataFrame) -> str | None:
     return _svg(fig)
 
 
-def tokens_over_time(run_cube: pl.DataFrame, prices: pl.DataFrame) -> str | None:
+def tokens_over_time(daily_usage: pl.DataFrame, prices: pl.DataFrame) -> str | None:
     """Total tokens (stacked bars) and cost in USD (lines) per model and UTC day."""
     daily = (
-        run_cube.filter(pl.col("total_tokens").is_not_null())
+        daily_usage.filter(pl.col("total_tokens").is_not_null())
         .join(prices, on="model", how="left", nulls_equal=True)
         .with_columns(cost_usd=pl.col("prompt_tokens") * pl.col("input_usd_per_token")
                       + pl.col("completion_tokens") * pl.col("output_usd_per_token"))
-        .group_by("day", "model")
-        .agg(pl.col("total_tokens").sum(), pl.col("cost_usd").sum())
         .sort("day")
     )
     if daily.is_empty():

@@ -15,6 +15,9 @@ def ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
     return pl.when(denominator > 0).then(numerator.cast(pl.Float64) / denominator)
 
 
-def quantile_ms(column: str, q: float, name: str) -> pl.Expr:
-    """Linear-interpolated quantile (DuckDB's quantile_cont), NULL when no value is known."""
-    return pl.col(column).quantile(q, interpolation="linear").alias(name)
+def quantile_columns(column: str, prefix: str, percents: tuple[int, ...]) -> list[pl.Expr]:
+    """Name the items of a list column of percentiles (DuckDB's `quantile_cont(x, [...])`, linear
+    interpolation, NULL when no value is known): `<prefix>_p<percent>_ms`, or `p<percent>_ms`.
+    """
+    stem = f"{prefix}_" if prefix else ""
+    return [pl.col(column).list.get(i).alias(f"{stem}p{p}_ms") for i, p in enumerate(percents)]

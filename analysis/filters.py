@@ -56,6 +56,14 @@ class Filters:
         """True when a filter can only be decided on the run (model, assistant)."""
         return bool(self.models or self.assistants)
 
+    @property
+    def run_facts(self) -> tuple[str, ...]:
+        """The per-run facts (analysis.facts.FACTS) that `run_where` reads."""
+        needed = ("created_at", "first_observed_at") if self.since or self.until else ()
+        for fact, values in (("model", self.models), ("assistant_id", self.assistants), ("thread_id", self.threads)):
+            needed += (fact,) if values else ()
+        return needed
+
     def run_where(self) -> tuple[str, dict]:
         """A WHERE clause over the loader's per-run facts (one row per run), and its params."""
         clauses, params = [], {}

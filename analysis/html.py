@@ -14,6 +14,9 @@ from analysis.registry import REPORTS, build_report, load_inputs
 from analysis.loader import is_empty, prepare
 from store.reader import open_store
 
+# What the charts draw, besides the reports' own inputs.
+CHART_INPUTS = ("exchange_timings", "daily_usage", "transition_counts")
+
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}
@@ -42,7 +45,7 @@ def render_html(frames: dict[str, pl.LazyFrame], filters: Filters, source: str) 
     collected = {name: frame.collect() for name, frame in frames.items()}
     figures = [
         charts.latency_boxplot(collected["exchange_timings"]),
-        charts.tokens_over_time(collected["run_cube"], collected["prices"]),
+        charts.tokens_over_time(collected["daily_usage"], collected["prices"]),
         charts.transition_diagram(collected["transition_counts"]),
     ]
     body = [f"<h1>runtap report</h1><p>Store: {html.escape(source)} &middot; generated "
@@ -68,7 +71,7 @@ def _describe(filters: Filters) -> str:
 
 def write_html(db: str, out: str, filters: Filters = Filters()) -> bool:
     """Write the HTML report for `db` to `out`; False (nothing written) when the store is empty."""
-    names = tuple(dict.fromkeys(n for spec in REPORTS.values() for n in spec.inputs))
+    names = tuple(dict.fromkeys([*(n for spec in REPORTS.values() for n in spec.inputs), *CHART_INPUTS]))
     with open_store(db) as con:
         prepare(con)
         if is_empty(con):

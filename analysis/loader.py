@@ -1,10 +1,12 @@
-"""The one place reports read the store: DuckDB SQL in, polars LazyFrames out (via Arrow).
+"""The one place reports read the store: DuckDB SQL in, small polars frames out (via Arrow).
 
-Snapshot tables grow to millions of rows, so the per-run and per-step reduction ("latest
-snapshot wins") and the grouping to each input's grain happen in DuckDB; the report modules
-then shape these compact frames. The per-run reduction follows the `runs` / `run_transitions`
-view contract (DESIGN.md) but uses `arg_max` over one packed numeric order key instead of the
-views' window functions: on 1M runs that is ~10x faster (tests check both agree).
+Snapshot tables grow to millions of rows, so each report input is reduced in DuckDB to the
+grain its report needs (per model, per status, per operation, ...) before it crosses into
+polars: a 1M-run store yields frames of a few rows, and nothing is cached between runs, so a
+report is right just after new writes. Each input asks `analysis.facts` for only the per-run
+facts it uses. Percentiles are computed here too (DuckDB's `quantile_cont` is polars' linear
+interpolation): moving 1M per-run or 5.75M per-exchange rows into polars cost more than the
+whole DuckDB query (benchmarks/bench_reports.py).
 """
 
 from __future__ import annotations
@@ -14,96 +16,74 @@ from collections.abc import Callable
 import duckdb
 import polars as pl
 
+from analysis.facts import ORDER_BY, ORDER_KEY, USAGE, matching_runs, restrict
 from analysis.filters import Filters
 
-# Snapshot order (observed_at, request_started_at, seq) packed into one HUGEINT: microseconds
-# since the epoch fit in 51 bits, seq in 20. The views' last tie-breaker (exchange_id) only
-# matters for two exchanges started in the same microsecond, which a proxy does not record.
-_ORDER_KEY = (
-    "(coalesce(epoch_us(observed_at), 0)::HUGEINT * 4722366482869645213696"
-    " + coalesce(epoch_us(request_started_at), 0)::HUGEINT * 1048576 + coalesce(seq, 0))"
-)
 
-TERMINAL = ("completed", "failed", "cancelled", "expired", "incomplete")
-
-_RUN_FACTS = f"""
-run_facts AS (
-    SELECT run_id,
-           coalesce(arg_max_null(thread_id, k), max(thread_id)) AS thread_id,
-           coalesce(arg_max_null(assistant_id, k), max(assistant_id)) AS assistant_id,
-           coalesce(arg_max_null(model, k), max(model)) AS model,
-           arg_max_null(status, k) AS status,
-           arg_max_null(created_at, k) AS created_at,
-           arg_max_null(started_at, k) AS started_at,
-           arg_max_null(coalesce(completed_at, failed_at, cancelled_at,
-                                 CASE WHEN status = 'expired' THEN expires_at END), k) AS ended_at,
-           arg_max_null(last_error_code, k) AS last_error_code,
-           arg_max_null(incomplete_reason, k) AS incomplete_reason,
-           coalesce(bool_or(has_usage), false) AS has_usage,
-           arg_max_null(prompt_tokens, k) FILTER (WHERE has_usage) AS prompt_tokens,
-           arg_max_null(completion_tokens, k) FILTER (WHERE has_usage) AS completion_tokens,
-           arg_max_null(total_tokens, k) FILTER (WHERE has_usage) AS total_tokens,
-           min(observed_at) AS first_observed_at
-    FROM (SELECT *, {_ORDER_KEY} AS k FROM run_snapshots WHERE run_id IS NOT NULL)
-    GROUP BY run_id
-)"""
-
-
-def _matching(filters: Filters) -> tuple[str, dict]:
-    """CTEs `run_facts` and `matching` (the runs that pass the filters), with params."""
-    where, params = filters.run_where()
-    return f"WITH {_RUN_FACTS}, matching AS (SELECT * FROM run_facts WHERE {where})", params
-
-
-def _restrict(filters: Filters, column: str = "run_id") -> str:
-    """A predicate keeping rows of matching runs; free when no filter applies."""
-    return f"{column} IN (SELECT run_id FROM matching)" if filters != Filters() else "true"
+def _token_sums(usage: str = "usage") -> str:
+    """Sums of a usage struct's token counts (NULL when no row has usage)."""
+    return ", ".join(f"sum({usage}.{c})::BIGINT AS {c}" for c in ("prompt_tokens", "completion_tokens", "total_tokens"))
 
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pl.LazyFrame:
     return con.sql(sql, params=params or None).pl().lazy()
 
 
-def load_run_cube(con, filters: Filters) -> pl.LazyFrame:
-    """Runs counted per model, assistant, final status, failure/incomplete reason and UTC day.
+def _per_run(con, filters: Filters, facts: tuple[str, ...], select: str) -> pl.LazyFrame:
+    """Run `select` (which reads the CTE `matching`) over the matching runs' `facts`."""
+    cte, params = matching_runs(facts, filters)
+    return _frame(con, f"WITH {cte} {select}", params)
 
-    Columns: model, assistant_id, status, last_error_code, incomplete_reason, day, runs,
-    runs_with_usage, prompt_tokens, completion_tokens, total_tokens (token sums are NULL when
-    no run of the group reported usage).
-    """
-    ctes, params = _matching(filters)
-    sql = f"""{ctes}
-        SELECT model, assistant_id, status, last_error_code, incomplete_reason,
-               date_trunc('day', coalesce(created_at, first_observed_at)) AS day,
-               count(*) AS runs, count(*) FILTER (WHERE has_usage) AS runs_with_usage,
-               sum(prompt_tokens)::BIGINT AS prompt_tokens, sum(completion_tokens)::BIGINT AS completion_tokens,
-               sum(total_tokens)::BIGINT AS total_tokens
-        FROM matching GROUP BY ALL"""
-    return _frame(con, sql, params)
+
+def load_usage_by_model(con, filters: Filters) -> pl.LazyFrame:
+    """Per model: runs, runs_with_usage and the token sums of those (NULL when no run had usage)."""
+    return _per_run(con, filters, ("model", "usage"), f"""
+        SELECT model, count(*) AS runs, count(usage) AS runs_with_usage, {_token_sums()}
+        FROM matching GROUP BY model""")
+
+
+def load_outcomes(con, filters: Filters) -> pl.LazyFrame:
+    """Per model and final status: runs and token sums (NULL when no run of the group had usage)."""
+    return _per_run(con, filters, ("model", "status", "usage"), f"""
+        SELECT model, status, count(*) AS runs, {_token_sums()} FROM matching GROUP BY model, status""")
+
+
+def load_endings(con, filters: Filters) -> pl.LazyFrame:
+    """Runs per final status, last_error_code and incomplete_reason."""
+    return _per_run(con, filters, ("status", "last_error_code", "incomplete_reason"), """
+        SELECT status, last_error_code, incomplete_reason, count(*) AS runs FROM matching GROUP BY ALL""")
+
+
+def load_daily_usage(con, filters: Filters) -> pl.LazyFrame:
+    """Per UTC day of creation (or first sight) and model: token sums of runs with usage."""
+    return _per_run(con, filters, ("model", "usage", "created_at", "first_observed_at"), f"""
+        SELECT date_trunc('day', coalesce(created_at, first_observed_at)) AS day, model, {_token_sums()}
+        FROM matching WHERE usage IS NOT NULL GROUP BY ALL""")
 
 
 def load_transition_counts(con, filters: Filters) -> pl.LazyFrame:
     """Status transitions (consecutive distinct statuses of a run) counted: from_status, to_status, count."""
-    ctes, params = _matching(filters)
-    sql = f"""{ctes}
+    cte, params = matching_runs((), filters)
+    sql = f"""WITH {cte}
         SELECT from_status, to_status, count(*) AS count FROM (
-            SELECT lag(status) OVER (PARTITION BY run_id ORDER BY k) AS from_status, status AS to_status
-            FROM (SELECT run_id, status, {_ORDER_KEY} AS k FROM run_snapshots
-                  WHERE run_id IS NOT NULL AND status IS NOT NULL AND {_restrict(filters)})
+            SELECT lag(status) OVER (PARTITION BY run_id ORDER BY {ORDER_BY}) AS from_status, status AS to_status
+            FROM run_snapshots WHERE run_id IS NOT NULL AND status IS NOT NULL AND {restrict(filters)}
         ) WHERE from_status <> to_status GROUP BY ALL"""
     return _frame(con, sql, params)
 
 
-def load_run_durations(con, filters: Filters) -> pl.LazyFrame:
-    """One row per run: model, assistant_id, status, queue_ms, execution_ms, end_to_end_ms
-    (from the API's own timestamps), requires_action_ms (observed time between entering
-    requires_action and the next status, summed over the run's tool turns; NULL if never) and
-    polls (getRun exchanges).
+def load_duration_stats(con, filters: Filters, *, by_assistant: bool = False) -> pl.LazyFrame:
+    """Per model (and assistant_id): runs; p50/p90 of queue_ms (created -> started), execution_ms
+    (started -> ended) and end_to_end_ms from the API's timestamps, end_to_end_max_ms;
+    requires_action_runs and p50/p90 of requires_action_ms (observed time from entering
+    requires_action to the next status, summed over a run's tool turns); polls_per_run, polls_max
+    (getRun exchanges).
     """
-    ctes, params = _matching(filters)
-    sql = f"""{ctes},
+    keys = "model, assistant_id" if by_assistant else "model"
+    cte, params = matching_runs(("model", "assistant_id", "created_at", "started_at", "ended_at"), filters)
+    sql = f"""WITH {cte},
         ra_snapshots AS (
-            SELECT run_id, status, observed_at, {_ORDER_KEY} AS k FROM run_snapshots
+            SELECT run_id, status, observed_at, {ORDER_KEY} AS k FROM run_snapshots
             WHERE status IS NOT NULL AND run_id IN
                   (SELECT run_id FROM run_snapshots WHERE status = 'requires_action')
         ), changes AS (
@@ -117,43 +97,73 @@ def load_run_durations(con, filters: Filters) -> pl.LazyFrame:
         ), polls AS (
             SELECT run_id, count(*) AS polls FROM exchanges
             WHERE operation = 'getRun' AND run_id IS NOT NULL GROUP BY run_id
+        ), per_run AS (
+            SELECT m.model, m.assistant_id,
+                   (epoch_us(m.started_at) - epoch_us(m.created_at)) / 1000.0 AS queue_ms,
+                   (epoch_us(m.ended_at) - epoch_us(m.started_at)) / 1000.0 AS execution_ms,
+                   (epoch_us(m.ended_at) - epoch_us(m.created_at)) / 1000.0 AS end_to_end_ms,
+                   w.requires_action_ms, coalesce(p.polls, 0) AS polls
+            FROM matching m LEFT JOIN waits w USING (run_id) LEFT JOIN polls p USING (run_id)
         )
-        SELECT m.model, m.assistant_id, m.status,
-               (epoch_us(m.started_at) - epoch_us(m.created_at)) / 1000.0 AS queue_ms,
-               (epoch_us(m.ended_at) - epoch_us(m.started_at)) / 1000.0 AS execution_ms,
-               (epoch_us(m.ended_at) - epoch_us(m.created_at)) / 1000.0 AS end_to_end_ms,
-               w.requires_action_ms, coalesce(p.polls, 0) AS polls
-        FROM matching m LEFT JOIN waits w USING (run_id) LEFT JOIN polls p USING (run_id)"""
+        SELECT {keys}, count(*) AS runs,
+               quantile_cont(queue_ms, [0.5, 0.9]) AS queue_ms, quantile_cont(execution_ms, [0.5, 0.9]) AS execution_ms,
+               quantile_cont(end_to_end_ms, [0.5, 0.9]) AS end_to_end_ms, max(end_to_end_ms) AS end_to_end_max_ms,
+               count(requires_action_ms) AS requires_action_runs,
+               quantile_cont(requires_action_ms, [0.5, 0.9]) AS requires_action_ms,
+               avg(polls) AS polls_per_run, max(polls) AS polls_max
+        FROM per_run GROUP BY {keys}"""
     return _frame(con, sql, params)
 
 
-def load_exchange_timings(con, filters: Filters) -> pl.LazyFrame:
-    """One row per exchange: operation, status_code, failed (HTTP >= 400 or transport error),
-    streamed, duration_ms, ttfb_ms (headers), first_byte_ms, and for streams first_event_ms and
-    first_delta_ms (first `thread.message.delta`), all from the request start.
+def _timings(filters: Filters) -> tuple[str, dict]:
+    """CTEs ending in `timings`: one row per exchange in scope: operation, failed (HTTP >= 400 or
+    a transport error), streamed, duration_ms, ttfb_ms (headers), first_byte_ms and, for streams,
+    first_event_ms and first_delta_ms (first `thread.message.delta`), all from the request start.
     """
-    ctes, params = _matching(filters)
+    cte, params = matching_runs((), filters)
     where, ex_params = filters.exchange_where("SELECT run_id FROM matching")
-    sql = f"""{ctes},
+    sql = f"""{cte},
         firsts AS (
             SELECT exchange_id, min(received_at) AS first_event_at,
                    min(received_at) FILTER (WHERE event = 'thread.message.delta') AS first_delta_at
             FROM sse_events GROUP BY exchange_id
-        )
-        SELECT e.operation, e.status_code, (e.status_code >= 400 OR e.error IS NOT NULL) AS failed,
-               coalesce(e.streamed, false) AS streamed, e.duration_ms, e.ttfb_ms,
-               (epoch_us(e.first_byte_at) - epoch_us(e.request_started_at)) / 1000.0 AS first_byte_ms,
-               (epoch_us(f.first_event_at) - epoch_us(e.request_started_at)) / 1000.0 AS first_event_ms,
-               (epoch_us(f.first_delta_at) - epoch_us(e.request_started_at)) / 1000.0 AS first_delta_ms
-        FROM (SELECT * FROM exchanges WHERE {where}) e LEFT JOIN firsts f USING (exchange_id)"""
-    return _frame(con, sql, params | ex_params)
+        ), timings AS (
+            SELECT e.operation, (e.status_code >= 400 OR e.error IS NOT NULL) AS failed,
+                   coalesce(e.streamed, false) AS streamed, e.duration_ms, e.ttfb_ms,
+                   (epoch_us(e.first_byte_at) - epoch_us(e.request_started_at)) / 1000.0 AS first_byte_ms,
+                   (epoch_us(f.first_event_at) - epoch_us(e.request_started_at)) / 1000.0 AS first_event_ms,
+                   (epoch_us(f.first_delta_at) - epoch_us(e.request_started_at)) / 1000.0 AS first_delta_ms
+            FROM (SELECT * FROM exchanges WHERE {where}) e LEFT JOIN firsts f USING (exchange_id)
+        )"""
+    return sql, params | ex_params
+
+
+def load_operation_latency(con, filters: Filters) -> pl.LazyFrame:
+    """Per operation: requests (every exchange), failed, duration_ms [p50, p90, p99], max_ms,
+    headers_p50_ms, first_byte_p50_ms, streams, first_event_p50_ms, first_delta_p50_ms.
+    """
+    ctes, params = _timings(filters)
+    sql = f"""WITH {ctes}
+        SELECT operation, count(*) AS requests, count(*) FILTER (WHERE failed) AS failed,
+               quantile_cont(duration_ms, [0.5, 0.9, 0.99]) AS duration_ms, max(duration_ms) AS max_ms,
+               quantile_cont(ttfb_ms, 0.5) AS headers_p50_ms, quantile_cont(first_byte_ms, 0.5) AS first_byte_p50_ms,
+               count(*) FILTER (WHERE streamed) AS streams, quantile_cont(first_event_ms, 0.5) AS first_event_p50_ms,
+               quantile_cont(first_delta_ms, 0.5) AS first_delta_p50_ms
+        FROM timings GROUP BY operation"""
+    return _frame(con, sql, params)
+
+
+def load_exchange_timings(con, filters: Filters) -> pl.LazyFrame:
+    """One row per exchange in scope (see `_timings`): what the HTML latency chart draws."""
+    ctes, params = _timings(filters)
+    return _frame(con, f"WITH {ctes} SELECT * FROM timings", params)
 
 
 def load_overview(con, filters: Filters) -> pl.LazyFrame:
     """One row: exchanges, threads, http_errors, first_seen_at, last_seen_at (over exchanges)."""
-    ctes, params = _matching(filters)
+    cte, params = matching_runs((), filters)
     where, ex_params = filters.exchange_where("SELECT run_id FROM matching")
-    sql = f"""{ctes}
+    sql = f"""WITH {cte}
         SELECT count(*) AS exchanges, count(DISTINCT thread_id) AS threads,
                count(*) FILTER (WHERE status_code >= 400 OR error IS NOT NULL) AS http_errors,
                min(request_started_at) AS first_seen_at,
@@ -170,18 +180,15 @@ def load_step_cube(con, filters: Filters) -> pl.LazyFrame:
     steps_with_usage, prompt/completion/total_tokens, duration_sum_ms, durations (steps with both
     created_at and completed_at), duration_max_ms.
     """
-    ctes, params = _matching(filters)
-    sql = f"""{ctes},
+    cte, params = matching_runs((), filters)
+    sql = f"""WITH {cte},
         steps AS (
             SELECT step_id, arg_max_null(type, k) AS type, arg_max_null(status, k) AS status,
-                   coalesce(bool_or(has_usage), false) AS has_usage,
-                   arg_max_null(prompt_tokens, k) FILTER (WHERE has_usage) AS prompt_tokens,
-                   arg_max_null(completion_tokens, k) FILTER (WHERE has_usage) AS completion_tokens,
-                   arg_max_null(total_tokens, k) FILTER (WHERE has_usage) AS total_tokens,
+                   arg_max_null({USAGE}, k) FILTER (WHERE has_usage) AS usage,
                    (epoch_us(arg_max_null(completed_at, k)) - epoch_us(arg_max_null(created_at, k))) / 1000.0
                        AS duration_ms
-            FROM (SELECT *, {_ORDER_KEY} AS k FROM step_snapshots
-                  WHERE step_id IS NOT NULL AND {_restrict(filters)})
+            FROM (SELECT *, {ORDER_KEY} AS k FROM step_snapshots
+                  WHERE step_id IS NOT NULL AND {restrict(filters)})
             GROUP BY step_id
         ), tools AS (
             SELECT step_id, string_agg(DISTINCT tool, '+' ORDER BY tool) AS tool,
@@ -192,18 +199,21 @@ def load_step_cube(con, filters: Filters) -> pl.LazyFrame:
             GROUP BY step_id
         )
         SELECT s.type, t.tool, s.status, count(*) AS steps, coalesce(sum(t.tool_calls)::BIGINT, 0) AS tool_calls,
-               count(*) FILTER (WHERE s.has_usage) AS steps_with_usage,
-               sum(s.prompt_tokens)::BIGINT AS prompt_tokens, sum(s.completion_tokens)::BIGINT AS completion_tokens,
-               sum(s.total_tokens)::BIGINT AS total_tokens, sum(s.duration_ms) AS duration_sum_ms,
-               count(s.duration_ms) AS durations, max(s.duration_ms) AS duration_max_ms
+               count(s.usage) AS steps_with_usage, {_token_sums("s.usage")},
+               sum(s.duration_ms) AS duration_sum_ms, count(s.duration_ms) AS durations,
+               max(s.duration_ms) AS duration_max_ms
         FROM steps s LEFT JOIN tools t USING (step_id) GROUP BY ALL"""
     return _frame(con, sql, params)
 
 
-LOADERS: dict[str, Callable[[duckdb.DuckDBPyConnection, Filters], pl.LazyFrame]] = {
-    "run_cube": load_run_cube,
+LOADERS: dict[str, Callable[..., pl.LazyFrame]] = {
+    "usage_by_model": load_usage_by_model,
+    "outcomes": load_outcomes,
+    "endings": load_endings,
+    "daily_usage": load_daily_usage,
     "transition_counts": load_transition_counts,
-    "run_durations": load_run_durations,
+    "duration_stats": load_duration_stats,
+    "operation_latency": load_operation_latency,
     "exchange_timings": load_exchange_timings,
     "overview": load_overview,
     "step_cube": load_step_cube,
@@ -217,5 +227,6 @@ def is_empty(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
-    """Session settings every load relies on: UTC days and timestamps."""
+    """Session settings every load relies on: UTC days and timestamps, no progress bar on stderr."""
     con.sql("SET TimeZone = 'UTC'")
+    con.sql("SET enable_progress_bar = false")

@@ -44,22 +44,25 @@ class ReportResult:
 REPORTS: dict[str, ReportSpec] = {
     spec.name: spec
     for spec in (
-        ReportSpec("summary", ("run_cube", "overview", "prices"), summary.summary, summary.notes),
-        ReportSpec("latency", ("exchange_timings",), latency.latency),
-        ReportSpec("durations", ("run_durations",), durations.durations),
-        ReportSpec("transitions", ("transition_counts", "run_cube"), transitions.transitions),
-        ReportSpec("tokens", ("run_cube", "prices"), tokens.tokens, tokens.notes),
+        ReportSpec("summary", ("outcomes", "overview", "prices"), summary.summary, summary.notes),
+        ReportSpec("latency", ("operation_latency",), latency.latency),
+        ReportSpec("durations", ("duration_stats",), durations.durations),
+        ReportSpec("transitions", ("transition_counts", "endings"), transitions.transitions),
+        ReportSpec("tokens", ("usage_by_model", "prices"), tokens.tokens, tokens.notes),
         ReportSpec("steps", ("step_cube",), steps.steps),
     )
 }
 
 
-def load_inputs(con, names: tuple[str, ...], filters: Filters) -> dict[str, pl.LazyFrame]:
-    """Load each named input once (prices are derived from the models in `run_cube`)."""
-    frames = {name: LOADERS[name](con, filters) for name in names if name != "prices"}
+def load_inputs(con, names: tuple[str, ...], filters: Filters, **options) -> dict[str, pl.LazyFrame]:
+    """Load each named input once; `options` are the report's (only durations' loader takes one).
+
+    "prices" are looked up for the models found in the other inputs (all but tiny frames).
+    """
+    frames = {name: LOADERS[name](con, filters, **options) for name in names if name != "prices"}
     if "prices" in names:
-        models = frames["run_cube"].select("model").unique().collect()["model"].to_list()
-        frames["prices"] = price_table(models)
+        with_model = [frame.select("model") for frame in frames.values() if "model" in frame.collect_schema()]
+        frames["prices"] = price_table(pl.concat(with_model).unique().collect()["model"].to_list())
     return frames
 
 
@@ -81,5 +84,5 @@ def run_report(db: str, name: str, filters: Filters = Filters(), **options) -> R
         prepare(con)
         if is_empty(con):
             return ReportResult(name, empty_store=True)
-        frames = load_inputs(con, spec.inputs, filters)
+        frames = load_inputs(con, spec.inputs, filters, **options)
     return build_report(spec, frames, **options)

@@ -6,7 +6,7 @@ import polars as pl
 
 from analysis.costs import cost_usd
 from analysis.exprs import nullable_sum, ratio
-from analysis.loader import TERMINAL
+from analysis.facts import TERMINAL
 
 # Statuses with their own column; anything else still running when last seen is `in_flight`.
 _ENDINGS = ("completed", "failed", "cancelled", "expired", "incomplete")
@@ -24,11 +24,11 @@ def _failure_rate() -> pl.Expr:
     return ratio(pl.col("failed") + pl.col("expired"), ended).alias("failure_rate")
 
 
-def summary(run_cube: pl.LazyFrame, overview: pl.LazyFrame, prices: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
+def summary(outcomes: pl.LazyFrame, overview: pl.LazyFrame, prices: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
     """Two sections: `overview` (one row: time range, exchanges, threads, runs, tokens, cost,
     failure and HTTP error rates) and `models` (per model: runs by how they ended).
     """
-    priced = run_cube.join(prices, on="model", how="left", nulls_equal=True).with_columns(
+    priced = outcomes.join(prices, on="model", how="left", nulls_equal=True).with_columns(
         cost_usd=cost_usd(pl.col("prompt_tokens"), pl.col("completion_tokens"))
     )
     totals = priced.select(
@@ -50,7 +50,7 @@ def summary(run_cube: pl.LazyFrame, overview: pl.LazyFrame, prices: pl.LazyFrame
         http_error_rate=ratio(pl.col("http_errors"), pl.col("exchanges")),
     )
     models = (
-        run_cube.group_by("model")
+        outcomes.group_by("model")
         .agg(*_status_counts())
         .with_columns(_failure_rate())
         .sort(["runs", "model"], descending=[True, False], nulls_last=True)

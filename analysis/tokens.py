@@ -5,21 +5,19 @@ from __future__ import annotations
 import polars as pl
 
 from analysis.costs import cost_usd
-from analysis.exprs import nullable_sum, ratio
+from analysis.exprs import ratio
 
 TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
-def tokens(run_cube: pl.LazyFrame, prices: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
+def tokens(usage_by_model: pl.LazyFrame, prices: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
     """Per model: runs, runs_with_usage, token sums, averages per run with usage, cost_usd.
 
     Token sums cover runs that reported usage (v1 runs and unfinished ones do not); cost_usd is
     NULL for a model genai-prices does not know, never 0.
     """
     per_model = (
-        run_cube.group_by("model")
-        .agg(pl.col("runs").sum(), pl.col("runs_with_usage").sum(), *(nullable_sum(c) for c in TOKEN_COLUMNS))
-        .join(prices, on="model", how="left", nulls_equal=True)
+        usage_by_model.join(prices, on="model", how="left", nulls_equal=True)
         .with_columns(cost_usd=cost_usd(pl.col("prompt_tokens"), pl.col("completion_tokens")))
         .select(
             "model",
