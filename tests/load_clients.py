@@ -31,8 +31,8 @@ FINAL = {"completed", "failed", "cancelled", "incomplete", "expired"}
 class SimulatorProcess:
     """`runtap simulate` in its own process on a free loopback port (extra CLI args allowed)."""
 
-    def __init__(self, *args: str) -> None:
-        self.port = free_port()
+    def __init__(self, *args: str, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen([*RUNTAP, "simulate", "--listen", f"127.0.0.1:{self.port}", *args],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
