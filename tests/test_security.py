@@ -1,0 +1,125 @@
+"""Secrets never reach the store or the logs (under load and faults), replay and serve never send
+recorded credentials, and the servers bind to loopback by default."""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import subprocess
+import sys
+import threading
+
+import httpx
+import pytest
+from aiohttp import web
+
+from cli import cli
+from demo.harness import free_port, start_proxy, wait_for_port
+from tests.load_clients import SimulatorProcess, drive
+
+API_KEY = "sk-proj-SECRETKEY0123456789abcdef"
+SECRET_HEADERS = {"OpenAI-Organization": "org-SECRETORG42", "OpenAI-Project": "proj_SECRETPROJ42",
+                  "api-key": "SECRETAZUREKEY42", "Cookie": "session=SECRETCOOKIE42"}
+SECRETS = [API_KEY, "SECRETORG42", "SECRETPROJ42", "SECRETAZUREKEY42", "SECRETCOOKIE42"]
+RUNTAP = [sys.executable, "-c", "import cli; cli.cli(prog_name='runtap')"]
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """Load with secret headers through a verbose proxy while the upstream injects faults."""
+    tmp = tmp_path_factory.mktemp("security")
+    db = str(tmp / "store.duckdb")
+    faults = ["--fault", "cut=3,op=createRun,count=3", "--fault", "status=429,op=getRun,count=5"]
+    with SimulatorProcess("--run-ms", "60", "--poll-after-ms", "40", *faults) as sim:
+        proxy = start_proxy(sim.url, db, log_path=str(tmp / "proxy.log"), extra_args=["--verbose"])
+        tally = asyncio.run(drive(proxy.base_url, 10, 4, api_key=API_KEY, **SECRET_HEADERS))
+        code = proxy.stop()
+    yield db, tally, code, proxy.log_text()
+
+
+def test_no_secret_in_the_store_files_or_the_proxy_log(recorded):
+    db, tally, code, log = recorded
+    assert code == 0 and tally.request_ids and tally.errors  # traffic flowed, and faults hit it
+    files = glob.glob(db + "*")  # the store and any WAL
+    for path in files:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        for secret in SECRETS:
+            assert secret.encode() not in raw, (path, secret)
+    assert "[REDACTED]".encode() in open(db, "rb").read()  # the headers were kept, their values not
+    assert "GET" in log or "POST" in log  # verbose: flows are logged
+    for secret in SECRETS:
+        assert secret not in log
+
+
+class _HeaderSink:
+    """A target server that answers 404 and remembers the headers of every API request."""
+
+    def __init__(self) -> None:
+        self.headers: list[dict[str, str]] = []
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if request.path != "/":  # replay's reachability probe carries no credentials at all
+            self.headers.append(dict(request.headers))
+        return web.json_response({"error": {"message": "no", "type": "invalid_request_error"}}, status=404)
+
+    def _serve(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app)
+        self.loop.run_until_complete(runner.setup())
+        self.loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        self.loop.run_forever()
+
+    def __enter__(self) -> _HeaderSink:
+        self.thread.start()
+        wait_for_port("127.0.0.1", self.port, 10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def test_replay_sends_the_environment_key_never_recorded_credentials(recorded):
+    db, *_ = recorded
+    with _HeaderSink() as target:
+        env = {**os.environ, "OPENAI_API_KEY": "sk-from-the-environment"}
+        result = subprocess.run([*RUNTAP, "replay", "--target", f"http://127.0.0.1:{target.port}", "--db", db],
+                                capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1, result.stderr  # a 404 target is a regression, not a crash
+    assert target.headers
+    for headers in target.headers:
+        assert headers.get("Authorization") == "Bearer sk-from-the-environment", headers
+        sent = " ".join(f"{k}: {v}" for k, v in headers.items())
+        assert "REDACTED" not in sent and "Cookie" not in headers
+        for secret in SECRETS:
+            assert secret not in sent
+    for secret in SECRETS:
+        assert secret not in result.stdout + result.stderr
+
+
+def test_serve_answers_without_recorded_credentials(recorded):
+    db, *_ = recorded
+    port = free_port()
+    proc = subprocess.Popen([*RUNTAP, "serve", "--db", db, "--listen", f"127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port("127.0.0.1", port, 30, proc)
+        resp = httpx.post(f"http://127.0.0.1:{port}/v1/threads", json={}, headers={"Authorization": "Bearer sk-x"})
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    answer = resp.text + " ".join(f"{k}: {v}" for k, v in resp.headers.items())
+    assert resp.status_code < 500
+    for secret in SECRETS + ["REDACTED"]:
+        assert secret not in answer
+
+
+@pytest.mark.parametrize("command", ["serve", "simulate", "proxy"])
+def test_servers_listen_on_loopback_by_default(command):
+    (listen,) = [p for p in cli.commands[command].params if p.name == "listen"]
+    assert str(listen.default).startswith("127.0.0.1:")
