@@ -2,12 +2,14 @@
 
 For every HTTP flow read from a file: `match_route` (other traffic is counted and skipped), then
 `captured_from_flow` -> `to_exchange` -> `normalize` -> `StoreWriter.put`, as `addon/recorder.py`
-does live. The exchange id is the flow id, so a flow already in the store (an earlier ingest of
+does live; the first two here, the last two in a store process (`ingest.worker`), so reading
+and normalizing use both cores. The exchange id is the flow id, so a flow already in the store (an earlier ingest of
 the same file, or the same flow in two files) is counted as a duplicate and not stored again.
 Each file that stores anything gets one `captures` row (mode "ingest", source = the file).
 
-Memory stays flat on large files: flows are streamed from the file one at a time, and the writer
-holds at most `max_queued_rows` rows (`put(block=True)` waits for room instead of dropping).
+Memory stays flat on large files: flows are streamed from the file one at a time, at most
+`MAX_MESSAGES` batches of flows are in flight to the store process, and its writer holds at most
+`MAX_QUEUED_ROWS` rows (`put(block=True)` waits for room instead of dropping).
 Every exchange's rows are committed in one transaction, so an interrupted or failed ingest never
 leaves half an exchange behind, and running it again stores exactly what is missing.
 """
@@ -25,14 +27,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 from mitmproxy import http
 
-from addon.flows import captured_from_flow, to_exchange
-from addon.normalize import normalize
+from addon.flows import captured_from_flow
 from addon.routes import match_route
 from ingest.seen import SeenIds
 from ingest.sources import FlowSource, detect_format
+from ingest.worker import StoreProcess
 from store.errors import RuntapError
-from store.paths import check_store_path
-from store.writer import StoreWriter
 
 log = logging.getLogger("runtap.ingest")
 
@@ -88,35 +88,36 @@ def ingest_files(paths: Sequence[str], db: str, *, redact_extra: Iterable[str] =
     """
     if not paths:
         raise RuntapError("no files to ingest")
-    check_store_path(db)
     formats = [detect_format(path) for path in paths]
     report = IngestReport(db)
     started = time.perf_counter()
-    writer = StoreWriter(db, batch_rows=BATCH_ROWS, max_queued_rows=MAX_QUEUED_ROWS)
-    writer.start()
+    store = StoreProcess(db, redact_extra=tuple(redact_extra), batch_rows=BATCH_ROWS,
+                         max_queued_rows=MAX_QUEUED_ROWS)
+    store.start()
     try:
         seen = SeenIds.load(db)
-        for path, fmt in zip(paths, formats):
+        for index, (path, fmt) in enumerate(zip(paths, formats)):
             file_report = FileReport(path, fmt, os.path.getsize(path))
             report.files.append(file_report)
-            _ingest_one(FlowSource(path, fmt), file_report, writer, seen, tuple(redact_extra), progress)
+            _ingest_one(index, FlowSource(path, fmt), file_report, store, seen, progress)
     finally:
-        writer.close(timeout=60.0)
+        result = store.close()
     report.seconds = time.perf_counter() - started
-    stats = writer.stats()
-    report.rows_written = sum(v for t, v in stats.rows_written.items() if t != "captures")
-    report.rows_lost = stats.dropped + stats.rejected + stats.unwritten
+    for index, errors in result.errors.items():
+        report.files[index].stored -= errors
+        report.files[index].errors += errors
+    report.rows_written, report.rows_lost = result.rows_written, result.rows_lost
     if report.total("flows_read") == 0:
         reasons = "; ".join(f"{f.path}: {f.stopped}" for f in report.files if f.stopped)
         raise RuntapError(f"nothing could be read{': ' + reasons if reasons else ' (no flows in the files)'}")
     if report.rows_lost:
         raise RuntapError(f"{report.rows_lost} rows could not be written to {db} "
-                          f"({writer.last_error or 'store busy'}); run the same ingest again to add them")
+                          f"({result.last_error or 'store busy'}); run the same ingest again to add them")
     return report
 
 
-def _ingest_one(source: FlowSource, report: FileReport, writer: StoreWriter, seen: SeenIds,
-                redact_extra: tuple[str, ...], progress: Progress | None) -> None:
+def _ingest_one(index: int, source: FlowSource, report: FileReport, store: StoreProcess, seen: SeenIds,
+                progress: Progress | None) -> None:
     capture_id = str(uuid.uuid4())
     for n, flow in enumerate(source.flows(), 1):
         if n % PROGRESS_EVERY == 0 and progress is not None:
@@ -129,15 +130,15 @@ def _ingest_one(source: FlowSource, report: FileReport, writer: StoreWriter, see
             report.duplicates += 1
             continue
         try:
-            rows = normalize(to_exchange(captured_from_flow(flow), capture_id), redact_extra=redact_extra)
-        except Exception as exc:  # noqa: BLE001 - normalize never raises; a broken flow object might
+            captured = captured_from_flow(flow)
+        except Exception as exc:  # noqa: BLE001 - a flow object with odd state costs that flow only
             report.errors += 1
-            log.error("could not convert flow %s of %s: %s", flow.id, source.path, exc)
+            log.error("could not read flow %s of %s: %s", flow.id, source.path, exc)
             continue
         if report.capture_id is None:  # the capture row only once something is stored
             report.capture_id = capture_id
-            writer.write_capture(_capture_row(capture_id, source.path, flow))
-        writer.put(rows, block=True)
+            store.write_capture(_capture_row(capture_id, source.path, flow))
+        store.add(index, capture_id, captured)
         seen.add(flow.id)
         report.stored += 1
     _update(report, source)
