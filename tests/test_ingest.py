@@ -205,6 +205,14 @@ def test_a_missing_file_is_refused_before_anything_is_written(flow_file, tmp_pat
     assert not db.exists()
 
 
+def test_a_store_that_is_not_a_store_is_refused_in_one_line(flow_file, tmp_path):
+    db = tmp_path / "notes.txt"
+    db.write_text("my notes")
+    result = CliRunner().invoke(cli, ["ingest", str(flow_file), "--db", str(db)])
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert "is not a DuckDB file" in result.output and db.read_text() == "my notes"
+
+
 def test_har_is_detected_by_content_and_ingested(tmp_path):
     har = tmp_path / "capture.mitm"  # a misleading name
     write_har(har, sample_flows())
