@@ -35,7 +35,7 @@ USAGE = "{'prompt_tokens': prompt_tokens, 'completion_tokens': completion_tokens
 
 # Each fact's aggregate over one run's snapshots (`k` is ORDER_KEY). Identity columns never
 # change within a run: a snapshot that lacks one (a partial observation) falls back to the
-# latest that has it. `usage` is a struct of the three token counts from the latest snapshot
+# latest that has it (as the views do). `usage` is a struct of the three token counts from the latest snapshot
 # carrying usage, NULL when none did (so count(usage) counts the runs with usage).
 FACTS: dict[str, str] = {
     "thread_id": "arg_max(thread_id, k)",

@@ -138,7 +138,8 @@ _KEY = f"({SNAPSHOT_ORDER})"
 # snapshot's values in one comparison per row, NULLs included (a run's `completed_at` is NULL
 # until it completes); tokens come from the latest snapshot with usage (FILTER; NULL when none
 # has it). Identity columns never change within a run, so a NULL in the latest snapshot (a
-# partial observation) falls back to any snapshot's value.
+# partial observation) falls back to the latest snapshot that has one (`arg_max` skips NULLs;
+# the reports' loader, analysis/facts.py, takes them the same way).
 # Measured on this machine (2 cores shared with other jobs: load 1.5-3.7, so ranges), on
 # 1,000,000 runs x 10 snapshots (146 MB), duckdb 2.0:
 #   SELECT count(*), sum(total_tokens) FROM runs: 0.8-1.2 s; status GROUP BY: 2.7-3.6 s;
@@ -155,15 +156,14 @@ def _struct(columns: list[str]) -> str:
 def _latest_view(key_column: str, table: str, identity: list[str], latest: list[str], extra: str) -> str:
     """GROUP BY `key_column`: latest snapshot's `latest` columns, identity with fallback, usage."""
     usage = ["prompt_tokens", "completion_tokens", "total_tokens"]
-    outer = [f"coalesce(l.{c}, any_{c}) AS {c}" for c in identity]
-    outer += [f"l.{c}" for c in latest if c != "exchange_id"] + [f"u.{c}" for c in usage]
+    outer = list(identity) + [f"l.{c}" for c in latest if c != "exchange_id"] + [f"u.{c}" for c in usage]
     outer.append("l.exchange_id AS last_exchange_id")
-    inner = [f"max({c}) AS any_{c}" for c in identity]
+    inner = [f"arg_max({c}, k) AS {c}" for c in identity]
     return f"""
         SELECT {key_column}, {", ".join(outer)}, {extra}
         FROM (
             SELECT {key_column},
-                   arg_max_null({_struct(identity + latest)}, k) AS l,
+                   arg_max_null({_struct(latest)}, k) AS l,
                    arg_max_null({_struct(usage)}, k) FILTER (WHERE has_usage) AS u,
                    {", ".join(inner)},
                    min(observed_at) AS first_observed_at, max(observed_at) AS last_observed_at,
