@@ -52,7 +52,7 @@ def main() -> None:
                         "body": json.dumps(BODY)}
         db = os.path.join(tmp, "memory.duckdb")
         proxy = start_proxy(sim.url, db)
-        time.sleep(1)  # the recorder process is up
+        time.sleep(2)  # the recorder process starts once the proxy listens
         proxy_pid, *children = process_tree(proxy.proc.pid)
         samples = [(0, rss_kib(proxy_pid), sum(rss_kib(c) for c in children))]
         print(f"{'exchanges':>10s} {'proxy RSS MiB':>14s} {'recorder RSS MiB':>17s} {'req/s':>7s}", flush=True)

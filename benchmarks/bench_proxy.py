@@ -20,6 +20,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 
 import duckdb
 
@@ -75,6 +76,7 @@ def main() -> None:
         db = os.path.join(tmp, "bench.duckdb")
         plain = start_proxy(sim.url, None, plain_mitmdump=True)
         runtap = start_proxy(sim.url, db, log_path=os.path.join(tmp, "proxy.log"))
+        time.sleep(2)  # the recorder process starts once the proxy listens
         try:
             urls = {"direct": sim.url + path, "mitmdump": plain.url + path, "runtap": runtap.url + path}
             pids = {"direct": [sim.proc.pid], "mitmdump": [plain.proc.pid],

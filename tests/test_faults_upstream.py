@@ -114,11 +114,13 @@ def test_upstream_down_then_back_is_served_and_recorded(tmp_path):
     port = free_port()
     proxy = start_proxy(f"http://127.0.0.1:{port}", db)  # nothing listens there yet
     url = proxy.base_url + "/threads"
-    with pytest.raises(httpx.HTTPError):
-        httpx.post(url, headers=KEY, json={}, timeout=10)
-    with SimulatorProcess(port=port):
-        statuses = [httpx.post(url, headers=KEY, json={}, timeout=10).status_code for _ in range(3)]
-    code = proxy.stop()
+    try:
+        with pytest.raises(httpx.HTTPError):
+            httpx.post(url, headers=KEY, json={}, timeout=10)
+        with SimulatorProcess(port=port):
+            statuses = [httpx.post(url, headers=KEY, json={}, timeout=10).status_code for _ in range(3)]
+    finally:
+        code = proxy.stop()
     assert statuses == [200] * 3 and code == 0, proxy.log_text()
     con = duckdb.connect(db, read_only=True)
     ops = con.execute("SELECT operation, status_code FROM exchanges").fetchall()
