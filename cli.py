@@ -51,6 +51,19 @@ def db_option(func):
     )(func)
 
 
+def stores_option(func):
+    """The shared `--db` option of commands that read: repeatable, globs, export directories."""
+    return click.option(
+        "--db",
+        "dbs",
+        multiple=True,
+        default=(DEFAULT_DB,),
+        show_default=True,
+        metavar="PATH",
+        help="Store file, glob, or `runtap export` directory; repeat to read several stores as one.",
+    )(func)
+
+
 def listen_option(default: str):
     """The shared `--listen HOST:PORT` option, with a per-command default."""
 
@@ -159,7 +172,7 @@ def demo(db, seed):
 # --- replay -----------------------------------------------------------------------------------
 @cli.command()
 @click.option("--target", required=True, help="Server to replay against: scheme://host:port (the recorded path is kept).")
-@db_option
+@stores_option
 @click.option("--thread", "threads", multiple=True, help="Replay only this recorded thread (repeatable).")
 @click.option("--capture", help="Replay only sessions of this capture id.")
 @click.option("--since", help="Replay only sessions that started at or after this ISO date/time (UTC).")
@@ -179,13 +192,14 @@ def demo(db, seed):
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="Output format.")
 @click.pass_context
-def replay(ctx, target, db, threads, capture, since, concurrency, speed, timeout, headers, map_ids,
+def replay(ctx, target, dbs, threads, capture, since, concurrency, speed, timeout, headers, map_ids,
            token_tolerance, max_slowdown, ignore, junit, fmt):
     """Replay recorded sessions against a server and report regressions.
 
     Each recorded thread is one session: threads are recreated, new ids are learned and
     rewritten, poll loops wait for the recorded outcome, streams are replayed as streams.
     Exit code 0 when every session passes, 1 on a regression, 2 when replay could not run.
+    Results are also stored in the first --db store file.
     """
     from rich.console import Console
 
@@ -197,13 +211,13 @@ def replay(ctx, target, db, threads, capture, since, concurrency, speed, timeout
     o.check_numbers(concurrency=concurrency, speed=speed, timeout=timeout,
                     token_tolerance=token_tolerance, max_slowdown=max_slowdown)
     opts = o.ReplayOptions(
-        target=o.parse_target(target), db=db, threads=tuple(threads), capture=capture,
+        target=o.parse_target(target), dbs=tuple(dbs), threads=tuple(threads), capture=capture,
         since=o.parse_since(since), concurrency=concurrency, speed=speed, timeout=timeout,
         headers=o.parse_headers(headers), id_map=o.parse_id_map(map_ids),
         token_tolerance=token_tolerance, max_slowdown=max_slowdown, ignore=tuple(ignore),
     )
     report = run_replay(opts)
-    save_report(db, report)
+    save_report(opts.results_db, report)
     if junit:
         write_junit(report, junit)
     if fmt == "json":

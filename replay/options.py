@@ -12,13 +12,14 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from store.errors import RuntapError
+from store.multi import expand_sources
 
 @dataclass(frozen=True)
 class ReplayOptions:
     """One replay: where to send, which sessions, how fast, and how strictly to compare."""
 
     target: str  # scheme://host[:port]; the recorded path is kept
-    db: str = "runtap.duckdb"
+    dbs: tuple[str, ...] = ("runtap.duckdb",)  # store files, globs, export directories: read as one
     threads: tuple[str, ...] = ()
     capture: str | None = None
     since: datetime | None = None
@@ -30,6 +31,12 @@ class ReplayOptions:
     token_tolerance: float = 0.10
     max_slowdown: float | None = None  # off by default
     ignore: tuple[str, ...] = ()  # difference paths (glob) to ignore
+
+    @property
+    def results_db(self) -> str | None:
+        """Where replay results are stored: the first store file given (None for an export dir)."""
+        first = expand_sources(self.dbs)[0]
+        return None if os.path.isdir(first) else first
 
 
 def parse_target(value: str) -> str:

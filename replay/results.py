@@ -28,8 +28,10 @@ DDL = (
 )
 
 
-def save_report(db: str, report: ReplayReport) -> None:
-    """Append one replay's results to the store's replay tables."""
+def save_report(db: str | None, report: ReplayReport) -> None:
+    """Append one replay's results to the store's replay tables (nothing when `db` is None)."""
+    if db is None:
+        return
     sessions = [
         {"replay_id": report.replay_id, "thread_id": s.thread_id, "replayed_thread_id": s.replayed_thread_id,
          "passed": s.passed, "steps": len(s.steps),

@@ -87,7 +87,7 @@ def run_replay(opts: ReplayOptions) -> ReplayReport:
 
     Raises RuntapError when nothing can be replayed: no sessions, or the target is down.
     """
-    sessions = load_sessions(opts.db, threads=opts.threads, capture=opts.capture, since=opts.since)
+    sessions = load_sessions(opts.dbs, threads=opts.threads, capture=opts.capture, since=opts.since)
     report = ReplayReport(uuid.uuid4().hex[:12], opts.target, datetime.now(timezone.utc))
     with make_client(opts.target, opts.timeout) as client:
         check_reachable(client)

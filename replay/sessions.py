@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from store.errors import RuntapError
-from store.reader import open_store
+from store.multi import expand_sources, open_stores
 
 _RETRIED_STATUSES = {408, 409, 429}  # plus every 5xx: what the openai SDK retries
 
@@ -130,9 +130,9 @@ _COLUMNS = (
 )
 
 
-def load_sessions(db: str, *, threads: tuple[str, ...] = (), capture: str | None = None,
+def load_sessions(dbs: str | tuple[str, ...], *, threads: tuple[str, ...] = (), capture: str | None = None,
                   since: datetime | None = None) -> list[Session]:
-    """Load recorded sessions from a store, oldest first, filtered by thread, capture or start time.
+    """Load recorded sessions from one or several stores (read as one), oldest first, filtered.
 
     Raises RuntapError when the store has no session matching the filters.
     """
@@ -140,7 +140,9 @@ def load_sessions(db: str, *, threads: tuple[str, ...] = (), capture: str | None
     if capture:
         where.append("capture_id = ?")
         params.append(capture)
-    with open_store(db) as con:
+    sources = expand_sources([dbs] if isinstance(dbs, str) else list(dbs))
+    db = ", ".join(sources)
+    with open_stores(sources) as con:
         rows = con.execute(
             f"SELECT {_COLUMNS} FROM exchanges WHERE {' AND '.join(where)} "
             "ORDER BY request_started_at, exchange_id",

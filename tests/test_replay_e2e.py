@@ -126,3 +126,16 @@ def test_missing_credentials_are_a_setup_error_not_a_regression(recording):
         result = CliRunner().invoke(cli, ["replay", "--target", sim.url, "--db", db], env={"OPENAI_API_KEY": ""})
     assert result.exit_code == 2, result.output
     assert "OPENAI_API_KEY" in result.output and "Traceback" not in result.output
+
+
+def test_replay_reads_a_parquet_export_and_globs_like_the_store(recording, tmp_path):
+    db, threads = recording
+    export = tmp_path / "export"
+    result = CliRunner().invoke(cli, ["export", "--parquet", str(export), "--db", db])
+    assert result.exit_code == 0, result.output
+    with start_simulator(SimConfig(seed=SEED, assistants=ASSISTANTS, run_ms=60, poll_after_ms=20)) as sim:
+        code, from_export = replay(str(export), sim.url)
+        code_glob, from_glob = replay(db.replace("recorded.duckdb", "recorded*.duckdb"), sim.url)
+    assert (code, from_export["sessions"], from_export["passed"]) == (0, 6, 6)
+    assert (code_glob, from_glob["sessions"], from_glob["passed"]) == (0, 6, 6)
+    assert {s["thread_id"] for s in from_export["details"]} == set(threads)
