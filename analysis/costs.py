@@ -16,25 +16,20 @@ PRICE_SCHEMA = {"model": pl.String, "input_usd_per_token": pl.Float64, "output_u
 _PROBE_TOKENS = 1_000
 
 
-def _unit_price(model: str, **usage: int) -> float | None:
+def _unit_prices(model: str) -> tuple[float | None, float | None]:
+    """(input, output) USD per token for one model, from one price calculation; NULLs if unknown."""
+    usage = Usage(input_tokens=_PROBE_TOKENS, output_tokens=_PROBE_TOKENS)
     try:
-        price = calc_price(Usage(**usage), model_ref=model, provider_id="openai").total_price
+        price = calc_price(usage, model_ref=model, provider_id="openai")
     except LookupError:  # genai-prices' "unable to find model"
-        return None
-    return float(Decimal(price) / _PROBE_TOKENS)
+        return None, None
+    return float(Decimal(price.input_price) / _PROBE_TOKENS), float(Decimal(price.output_price) / _PROBE_TOKENS)
 
 
 def price_table(models: list[str | None]) -> pl.LazyFrame:
     """Input and output USD per token for each distinct model name (NULL when unknown)."""
-    rows = [
-        {
-            "model": model,
-            "input_usd_per_token": _unit_price(model, input_tokens=_PROBE_TOKENS),
-            "output_usd_per_token": _unit_price(model, output_tokens=_PROBE_TOKENS),
-        }
-        for model in sorted({m for m in models if m})
-    ]
-    return pl.LazyFrame(rows, schema=PRICE_SCHEMA)
+    rows = [(model, *_unit_prices(model)) for model in sorted({m for m in models if m})]
+    return pl.LazyFrame(rows, schema=PRICE_SCHEMA, orient="row")
 
 
 def cost_usd(prompt_tokens: pl.Expr, completion_tokens: pl.Expr) -> pl.Expr:

@@ -1,18 +1,24 @@
 """Benchmark every `runtap report` against one hand-written DuckDB query computing the same figures.
 
 Builds a synthetic store (default 1,000,000 runs, ~10 run snapshots each) with set-based DuckDB
-SQL, then for each report times the runtap path (open store, load, polars report, collect) and a
-single SQL query over the same store, in the same process, and prints the ratio and peak RSS.
+SQL, then times each report's runtap path (open store, load, polars report, collect) and one
+SQL query computing the same figures over the same store. Every measurement runs in a fresh
+process (so its peak RSS is its own), runtap and SQL alternate report by report, and each
+figure is the median of --repeat rounds: on a shared machine, compare ratios measured side by
+side, and read them with the load average printed before and after.
 
-    .venv/bin/python benchmarks/bench_reports.py [--runs N] [--db PATH] [--keep]
+    .venv/bin/python benchmarks/bench_reports.py [--runs N] [--db PATH] [--repeat K]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -124,13 +130,15 @@ PER_RUN = f"""(SELECT run_id, arg_max_null(model, k) AS model, arg_max_null(assi
 LAG = f"""(SELECT lag(status) OVER (PARTITION BY run_id ORDER BY {K}) AS a, status AS b
     FROM run_snapshots WHERE status IS NOT NULL)"""
 
-# One query per report, computing the same figures as the report (costs aside: a lookup).
+# One query per report, computing the same figures as the report (costs aside: a lookup of
+# per-model prices applied to the prompt/completion sums).
 SQL = {
     "summary": f"""WITH r AS {PER_RUN} SELECT * FROM
-        (SELECT model, status, count(*), sum(t) FROM r GROUP BY ALL),
-        (SELECT count(*), count(DISTINCT thread_id), count(*) FILTER (WHERE status_code >= 400),
-                min(request_started_at), max(response_ended_at) FROM exchanges)""",
-    "latency": """SELECT operation, count(*), quantile_cont(duration_ms, [0.5, 0.9, 0.99]), max(duration_ms),
+        (SELECT model, status, count(*), sum(p), sum(c), sum(t) FROM r GROUP BY ALL),
+        (SELECT count(*), count(DISTINCT thread_id), count(*) FILTER (WHERE status_code >= 400 OR error IS NOT NULL),
+                min(request_started_at), max(coalesce(response_ended_at, request_started_at)) FROM exchanges)""",
+    "latency": """SELECT operation, count(*), count(*) FILTER (WHERE status_code >= 400 OR error IS NOT NULL),
+        quantile_cont(duration_ms, [0.5, 0.9, 0.99]), max(duration_ms), count(*) FILTER (WHERE streamed),
         quantile_cont(ttfb_ms, 0.5), quantile_cont(epoch_us(first_byte_at) - epoch_us(request_started_at), 0.5),
         quantile_cont(epoch_us(f) - epoch_us(request_started_at), 0.5),
         quantile_cont(epoch_us(d) - epoch_us(request_started_at), 0.5)
@@ -183,25 +191,32 @@ def build_store(path: str, runs: int) -> None:
         con.close()
 
 
-def best_of(repeat: int, func) -> float:
-    """Fastest of `repeat` timed calls (the machine is shared: the minimum is the least noisy)."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
-def time_sql(path: str, query: str) -> None:
-    """Run one hand-written query the way a user would: open read-only, query, fetch, close."""
-    with open_store(path) as con:
-        con.sql(query).pl()
+def measure(path: str, name: str, kind: str) -> dict:
+    """Time one run of report `name` in this process: "runtap" is the whole report path, "sql"
+    opens the store read-only, runs its query, fetches the result into polars (`.pl()`, as the
+    loader does) and closes.
+    """
+    start, cpu = time.perf_counter(), _cpu_seconds()
+    if kind == "runtap":
+        run_report(path, name, Filters())
+    else:
+        with open_store(path) as con:
+            con.sql("SET enable_progress_bar = false")
+            con.sql(SQL[name]).pl()
+    return {"wall_s": time.perf_counter() - start, "cpu_s": _cpu_seconds() - cpu,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def measure_in_child(path: str, name: str, kind: str) -> dict:
+    """`measure` in a fresh interpreter, so peak RSS belongs to this one measurement."""
+    out = subprocess.run([sys.executable, __file__, "--db", path, "--measure", name, kind],
+                         check=True, capture_output=True, text=True, timeout=600).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -209,8 +224,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--db", help="store path (default: a temporary file, removed at the end)")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; figures are medians")
+    parser.add_argument("--measure", nargs=2, metavar=("REPORT", "KIND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.db, *args.measure)))
+        return
     path = args.db or os.path.join(tempfile.mkdtemp(prefix="runtap-bench-"), "bench.duckdb")
     if not os.path.exists(path):
         start = time.perf_counter()
@@ -219,15 +238,27 @@ def main() -> None:
               f"{os.path.getsize(path) / 2**20:.0f} MB")
     with open_store(path) as con:
         counts = con.sql("SELECT (SELECT count(*) FROM run_snapshots), (SELECT count(*) FROM exchanges)").fetchall()[0]
-    print(f"run_snapshots {counts[0]:,}, exchanges {counts[1]:,}; best of {args.repeat}")
-    print(f"{'report':<12} {'runtap s':>9} {'SQL s':>7} {'ratio':>6} {'peak RSS MB':>12}")
-    ratios = []
+    load_before = os.getloadavg()
+    print(f"run_snapshots {counts[0]:,}, exchanges {counts[1]:,}; median of {args.repeat}, "
+          f"{os.cpu_count()} CPUs, load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
+    samples: dict[tuple[str, str], list[dict]] = {}
+    for _ in range(args.repeat):
+        for name in REPORTS:
+            for kind in ("runtap", "sql"):
+                samples.setdefault((name, kind), []).append(measure_in_child(path, name, kind))
+
+    def median(name: str, kind: str, field: str) -> float:
+        return statistics.median(sample[field] for sample in samples[(name, kind)])
+
+    print(f"{'report':<12} {'runtap s':>9} {'SQL s':>7} {'ratio':>6} {'CPU ratio':>9} "
+          f"{'runtap RSS MB':>13} {'SQL RSS MB':>10}")
     for name in REPORTS:
-        ours = best_of(args.repeat, lambda n=name: run_report(path, n, Filters()))
-        sql = best_of(args.repeat, lambda n=name: time_sql(path, SQL[n]))
-        ratios.append(ours / sql)
-        print(f"{name:<12} {ours:9.3f} {sql:7.3f} {ours / sql:6.2f} {peak_rss_mb():12.0f}")
-    print(f"median ratio {statistics.median(ratios):.2f}")
+        ours, sql = median(name, "runtap", "wall_s"), median(name, "sql", "wall_s")
+        cpu_ratio = median(name, "runtap", "cpu_s") / median(name, "sql", "cpu_s")
+        print(f"{name:<12} {ours:9.3f} {sql:7.3f} {ours / sql:6.2f} {cpu_ratio:9.2f} "
+              f"{median(name, 'runtap', 'peak_rss_mb'):13.0f} {median(name, 'sql', 'peak_rss_mb'):10.0f}")
+    load_after = os.getloadavg()
+    print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     if not args.db:
         os.remove(path)
 
