@@ -5,8 +5,8 @@ grain its report needs (per model, per status, per operation, ...) before it cro
 polars: a 1M-run store yields frames of a few rows, and nothing is cached between runs, so a
 report is right just after new writes. Each input asks `analysis.facts` for only the per-run
 facts it uses. Percentiles are computed here too (DuckDB's `quantile_cont` is polars' linear
-interpolation): moving 1M per-run or 5.75M per-exchange rows into polars cost more than the
-whole DuckDB query (benchmarks/bench_reports.py).
+interpolation): moving 1M per-run or 5.75M per-exchange rows into polars to take them there
+cost 20-40% more CPU on the benchmark store (benchmarks/bench_reports.py).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from collections.abc import Callable
 import duckdb
 import polars as pl
 
-from analysis.facts import ORDER_BY, ORDER_KEY, USAGE, matching_runs, restrict
+from analysis.facts import ORDER_BY, ORDER_KEY, matching_runs, restrict
 from analysis.filters import Filters
 
 
-def _token_sums(usage: str = "usage") -> str:
-    """Sums of a usage struct's token counts (NULL when no row has usage)."""
-    return ", ".join(f"sum({usage}.{c})::BIGINT AS {c}" for c in ("prompt_tokens", "completion_tokens", "total_tokens"))
+def _token_sums() -> str:
+    """Sums of the `usage` fact's token counts (NULL when no run of the group had usage)."""
+    return ", ".join(f"sum(usage.{c})::BIGINT AS {c}" for c in ("prompt_tokens", "completion_tokens", "total_tokens"))
 
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pl.LazyFrame:
@@ -177,14 +177,17 @@ def load_step_cube(con, filters: Filters) -> pl.LazyFrame:
 
     `tool` is the step's distinct tools joined with "+" (a function's name, or code_interpreter /
     file_search), NULL for message_creation. Columns: type, tool, status, steps, tool_calls,
-    steps_with_usage, prompt/completion/total_tokens, duration_sum_ms, durations (steps with both
-    created_at and completed_at), duration_max_ms.
+    prompt/completion/total_tokens (of steps with usage), duration_sum_ms, durations (steps with
+    both created_at and completed_at), duration_max_ms. (Three token aggregates measured a little
+    cheaper than one struct here, where most steps have one snapshot.)
     """
     cte, params = matching_runs((), filters)
     sql = f"""WITH {cte},
         steps AS (
             SELECT step_id, arg_max(type, k) AS type, arg_max_null(status, k) AS status,
-                   arg_max_null({USAGE}, k) FILTER (WHERE has_usage) AS usage,
+                   arg_max_null(prompt_tokens, k) FILTER (WHERE has_usage) AS prompt_tokens,
+                   arg_max_null(completion_tokens, k) FILTER (WHERE has_usage) AS completion_tokens,
+                   arg_max_null(total_tokens, k) FILTER (WHERE has_usage) AS total_tokens,
                    arg_max_null((epoch_us(completed_at) - epoch_us(created_at)) / 1000.0, k) AS duration_ms
             FROM (SELECT *, {ORDER_KEY} AS k FROM step_snapshots
                   WHERE step_id IS NOT NULL AND {restrict(filters)})
@@ -198,7 +201,8 @@ def load_step_cube(con, filters: Filters) -> pl.LazyFrame:
             GROUP BY step_id
         )
         SELECT s.type, t.tool, s.status, count(*) AS steps, coalesce(sum(t.tool_calls)::BIGINT, 0) AS tool_calls,
-               count(s.usage) AS steps_with_usage, {_token_sums("s.usage")},
+               sum(s.prompt_tokens)::BIGINT AS prompt_tokens, sum(s.completion_tokens)::BIGINT AS completion_tokens,
+               sum(s.total_tokens)::BIGINT AS total_tokens,
                sum(s.duration_ms) AS duration_sum_ms, count(s.duration_ms) AS durations,
                max(s.duration_ms) AS duration_max_ms
         FROM steps s LEFT JOIN tools t USING (step_id) GROUP BY ALL"""

@@ -168,12 +168,14 @@ SQL = {
     "tokens": f"""SELECT model, count(*), count(*) FILTER (WHERE t IS NOT NULL), sum(p), sum(c), sum(t)
         FROM {PER_RUN} GROUP BY model""",
     "steps": f"""WITH s AS (SELECT step_id, arg_max_null(type, k) AS type, arg_max_null(status, k) AS status,
+            arg_max_null(prompt_tokens, k) FILTER (WHERE has_usage) AS p,
+            arg_max_null(completion_tokens, k) FILTER (WHERE has_usage) AS c,
             arg_max_null(total_tokens, k) FILTER (WHERE has_usage) AS t,
             epoch_ms(arg_max_null(completed_at, k)) - epoch_ms(arg_max_null(created_at, k)) AS d
             FROM (SELECT *, {K} AS k FROM step_snapshots) GROUP BY step_id),
         tc AS (SELECT step_id, string_agg(DISTINCT coalesce(function_name, type), '+') AS tool,
                count(DISTINCT tool_call_id) AS n FROM tool_call_snapshots GROUP BY step_id)
-        SELECT type, tool, count(*), count(*) FILTER (WHERE status = 'failed'), sum(n), sum(t), avg(d), max(d)
+        SELECT type, tool, count(*), count(*) FILTER (WHERE status = 'failed'), sum(n), sum(p), sum(c), sum(t), avg(d), max(d)
         FROM s LEFT JOIN tc USING (step_id) GROUP BY ALL""",
 }
 
