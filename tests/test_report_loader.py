@@ -166,3 +166,14 @@ def test_benchmark_sql_computes_the_latency_duration_and_step_figures(bench):
     steps = run_report(bench[1], "steps").main
     assert rows(steps, "type", "tool", "steps", "failed", "tool_calls", "total_tokens") == {
         (t, tool, n, failed, calls or 0, total) for t, tool, n, failed, calls, _, _, total, _, _ in baseline(bench, "steps")}
+
+
+def test_requires_action_time_sums_closed_spells_only(tmp_path):
+    statuses = [(0, "queued"), (2, "requires_action"), (3, "requires_action"), (5, "queued"),
+                (8, "requires_action"), (9, "in_progress"), (12, "requires_action")]
+    snapshots = [run_snapshot("run_turns", s, t, model="gpt-4o") for t, s in statuses]
+    snapshots += [run_snapshot("run_waiting", s, t, model="gpt-4o") for t, s in [(0, "queued"), (1, "requires_action")]]
+    path = make_store(tmp_path / "turns.duckdb", {"run_snapshots": snapshots})
+    row = run_report(path, "durations").main.row(0, named=True)
+    # (5 - 2) + (9 - 8) seconds; the spell open at 12 s and run_waiting's never ended: not counted.
+    assert (row["runs"], row["requires_action_runs"], row["requires_action_p50_ms"]) == (2, 1, 4000.0)
