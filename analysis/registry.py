@@ -57,7 +57,7 @@ REPORTS: dict[str, ReportSpec] = {
 def load_inputs(con, names: tuple[str, ...], filters: Filters, **options) -> dict[str, pl.LazyFrame]:
     """Load each named input once; `options` are the report's (only durations' loader takes one).
 
-    "prices" are looked up for the models found in the other inputs (all but tiny frames).
+    "prices" are looked up for the models found in the other inputs (frames of a few rows).
     """
     frames = {name: LOADERS[name](con, filters, **options) for name in names if name != "prices"}
     if "prices" in names:
