@@ -34,7 +34,8 @@ def _split(data, cuts):
 
 # --- SSE -----------------------------------------------------------------------------------
 
-line_text = st.text(st.characters(blacklist_characters="\r\n"), max_size=30)
+# Text that can stand on one SSE line: no line breaks, no lone surrogates (not encodable as UTF-8).
+line_text = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=30)
 
 
 @FAST
