@@ -318,16 +318,16 @@ def report_filters(func):
 def _report_command(name: str, help_text: str, extra_options=()):
     """Define `runtap report NAME` with the shared options; the body is the same for every report."""
 
-    @db_option
+    @stores_option
     @report_filters
     @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]), default="table",
                   show_default=True, help="Output format.")
     @click.option("--section", help="Section for json/csv (default: the report's first); table and markdown show all.")
-    def command(db, fmt, section, since, until, models, assistants, threads, captures, **options):
+    def command(dbs, fmt, section, since, until, models, assistants, threads, captures, **options):
         from analysis import Filters, run_report
 
         filters = Filters(since, until, models, assistants, threads, captures)
-        _render_report(run_report(db, name, filters, **options), fmt, section, db)
+        _render_report(run_report(dbs, name, filters, **options), fmt, section, ", ".join(dbs))
 
     command.__doc__ = help_text
     for option in extra_options:
@@ -380,17 +380,17 @@ _report_command("steps", "Run steps per type and tool: count, failures, tool cal
 
 
 @report.command("html")
-@db_option
+@stores_option
 @report_filters
 @click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True), help="HTML file to write.")
-def report_html(db, out, since, until, models, assistants, threads, captures):
+def report_html(dbs, out, since, until, models, assistants, threads, captures):
     """Write every report and its charts to one self-contained HTML file (readable offline)."""
     from analysis import Filters
     from analysis.html import write_html
 
     filters = Filters(since, until, models, assistants, threads, captures)
-    if not write_html(db, out, filters):
-        click.echo(f"no runs recorded in {db} yet")
+    if not write_html(dbs, out, filters):
+        click.echo(f"no runs recorded in {', '.join(dbs)} yet")
         return
     click.echo(f"wrote {out}")
 

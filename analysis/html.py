@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import datetime as dt
 import html
 
@@ -12,7 +14,7 @@ from analysis.filters import Filters
 from analysis.formats import NULL_MARK, cell
 from analysis.registry import REPORTS, build_report, load_inputs
 from analysis.loader import is_empty, prepare
-from store.reader import open_store
+from store.multi import open_sources
 
 # What the charts draw, besides the reports' own inputs.
 CHART_INPUTS = ("exchange_timings", "daily_usage", "transition_counts")
@@ -69,15 +71,15 @@ def _describe(filters: Filters) -> str:
     return ", ".join(parts) or "none"
 
 
-def write_html(db: str, out: str, filters: Filters = Filters()) -> bool:
+def write_html(db: str | Sequence[str], out: str, filters: Filters = Filters()) -> bool:
     """Write the HTML report for `db` to `out`; False (nothing written) when the store is empty."""
     names = tuple(dict.fromkeys([*(n for spec in REPORTS.values() for n in spec.inputs), *CHART_INPUTS]))
-    with open_store(db) as con:
+    with open_sources(db) as con:
         prepare(con)
         if is_empty(con):
             return False
         frames = load_inputs(con, names, filters)
-    page = render_html(frames, filters, db)
+    page = render_html(frames, filters, db if isinstance(db, str) else ", ".join(db))
     with open(out, "w", encoding="utf-8") as handle:
         handle.write(page)
     return True

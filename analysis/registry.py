@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -11,7 +11,7 @@ from analysis import durations, latency, steps, summary, tokens, transitions
 from analysis.costs import price_table
 from analysis.filters import Filters
 from analysis.loader import LOADERS, is_empty, prepare
-from store.reader import open_store
+from store.multi import open_sources
 
 Sections = dict[str, pl.DataFrame]
 
@@ -73,14 +73,14 @@ def build_report(spec: ReportSpec, frames: dict[str, pl.LazyFrame], **options) -
     return ReportResult(spec.name, sections, spec.notes(sections))
 
 
-def run_report(db: str, name: str, filters: Filters = Filters(), **options) -> ReportResult:
+def run_report(db: str | Sequence[str], name: str, filters: Filters = Filters(), **options) -> ReportResult:
     """Open the store read-only, load what report `name` needs, and compute it.
 
     The store is closed before the polars work starts, so a recording proxy waits only for the
     DuckDB queries.
     """
     spec = REPORTS[name]
-    with open_store(db) as con:
+    with open_sources(db) as con:
         prepare(con)
         if is_empty(con):
             return ReportResult(name, empty_store=True)

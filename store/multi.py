@@ -53,6 +53,11 @@ def expand_sources(values: Sequence[str]) -> list[str]:
     return found
 
 
+def open_sources(db: str | Sequence[str], *, timeout: float = LOCK_RETRY_SECONDS):
+    """Open what `--db` named (a path, a glob, an export directory, or several) as one store."""
+    return open_stores(expand_sources([db] if isinstance(db, str) else list(db)), timeout=timeout)
+
+
 @contextlib.contextmanager
 def open_stores(sources: Sequence[str], *, timeout: float = LOCK_RETRY_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open stores and Parquet exports read-only as one store; one store file is opened directly."""

@@ -188,3 +188,29 @@ def test_expand_sources_globs_in_order_and_once(stores):
     folder = os.path.dirname(stores["a"])
     assert expand_sources([os.path.join(folder, "*.duckdb"), stores["a"]]) == [
         os.path.join(folder, name) for name in ("a.duckdb", "all.duckdb", "b.duckdb")]
+
+
+@pytest.mark.parametrize("name", ["tokens", "transitions", "latency"])
+def test_report_cli_takes_repeated_dbs_globs_and_exports(stores, tmp_path, name):
+    """`runtap report NAME --db A --db B` (or a glob, or an export dir) prints the one-store figures."""
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    def report_json(*dbs: str) -> list:
+        args = ["report", name, "--format", "json"] + [a for db in dbs for a in ("--db", db)]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        return sorted(json.dumps(row, sort_keys=True) for row in json.loads(result.stdout))
+
+    out = tmp_path / "a-export"
+    export_parquet(stores["a"], str(out))
+    one = report_json(stores["all"])
+    assert one
+    assert report_json(stores["a"], stores["b"]) == one
+    assert report_json(str(out), stores["b"]) == one
+    glob_dir = tmp_path / "glob"
+    glob_dir.mkdir()
+    for part in ("a", "b"):
+        (glob_dir / f"{part}.duckdb").write_bytes(open(stores[part], "rb").read())
+    assert report_json(str(glob_dir / "*.duckdb")) == one
