@@ -2,9 +2,13 @@
 
 For every HTTP flow read from a file: `match_route` (other traffic is counted and skipped), then
 `captured_from_flow` -> `to_exchange` -> `normalize` -> `StoreWriter.put`, as `addon/recorder.py`
-does live; the first two here, the last two in a store process (`ingest.worker`), so reading
-and normalizing use both cores. The exchange id is the flow id, so a flow already in the store (an earlier ingest of
-the same file, or the same flow in two files) is counted as a duplicate and not stored again.
+does live. Flow-file flows are routed on their state dict (`FlowState`); the flow object is built
+(`Flow.from_state`, as FlowReader does) only for flows that are stored, by the store process
+(`ingest.worker`), or here when that process has a backlog, so both cores stay busy. HAR
+entries arrive as flow objects and are copied here. The exchange id is the flow id, so a flow
+already in the store (an earlier ingest of the same file, or the same flow in two files) is
+counted as a duplicate and not stored again.
+
 Each file that stores anything gets one `captures` row (mode "ingest", source = the file).
 
 Memory stays flat on large files: flows are streamed from the file one at a time, at most
@@ -30,7 +34,7 @@ from mitmproxy import http
 from addon.flows import captured_from_flow
 from addon.routes import match_route
 from ingest.seen import SeenIds
-from ingest.sources import FlowSource, detect_format
+from ingest.sources import FlowSource, FlowState, detect_format
 from ingest.worker import StoreProcess
 from store.errors import RuntapError
 
@@ -119,27 +123,38 @@ def ingest_files(paths: Sequence[str], db: str, *, redact_extra: Iterable[str] =
 def _ingest_one(index: int, source: FlowSource, report: FileReport, store: StoreProcess, seen: SeenIds,
                 progress: Progress | None) -> None:
     capture_id = str(uuid.uuid4())
-    for n, flow in enumerate(source.flows(), 1):
+    for n, item in enumerate(source.flows(), 1):
         if n % PROGRESS_EVERY == 0 and progress is not None:
             _update(report, source)
             progress(report)
-        if not isinstance(flow, http.HTTPFlow) or match_route(flow.request.method, flow.request.url) is None:
+        if isinstance(item, FlowState):
+            # Routed on the state; the store process builds the flow object of stored flows.
+            routed = item.is_http and match_route(item.method, item.path) is not None
+            flow_id, payload = item.id, item
+        else:
+            routed = isinstance(item, http.HTTPFlow) and match_route(item.request.method, item.request.url) is not None
+            flow_id, payload = item.id, None
+        if not routed:
             report.skipped += 1
             continue
-        if flow.id in seen:
+        if flow_id in seen:
             report.duplicates += 1
             continue
         try:
-            captured = captured_from_flow(flow)
+            upstream = payload.upstream if payload is not None else _upstream(item)
+            if payload is None or store.busy():
+                # Building the flow object is the costly half of reading: the store process does
+                # it, unless it is the one behind (then this process takes its share).
+                payload = captured_from_flow(item if payload is None else payload.to_flow())
         except Exception as exc:  # noqa: BLE001 - a flow object with odd state costs that flow only
             report.errors += 1
-            log.error("could not read flow %s of %s: %s", flow.id, source.path, exc)
+            log.error("could not read flow %s of %s: %s", flow_id, source.path, exc)
             continue
         if report.capture_id is None:  # the capture row only once something is stored
             report.capture_id = capture_id
-            store.write_capture(_capture_row(capture_id, source.path, flow))
-        store.add(index, capture_id, captured)
-        seen.add(flow.id)
+            store.write_capture(_capture_row(capture_id, source.path, upstream))
+        store.add(index, capture_id, payload)
+        seen.add(flow_id)
         report.stored += 1
     _update(report, source)
     report.stopped = source.stopped
@@ -154,12 +169,16 @@ def _update(report: FileReport, source: FlowSource) -> None:
     report.bytes_read = source.offset
 
 
-def _capture_row(capture_id: str, path: str, flow: http.HTTPFlow) -> dict:
+def _upstream(flow: http.HTTPFlow) -> str:
     request = flow.request
+    return f"{request.scheme}://{request.host}:{request.port}"
+
+
+def _capture_row(capture_id: str, path: str, upstream: str) -> dict:
     return {
         "capture_id": capture_id,
         "started_at": datetime.now(UTC),
-        "upstream": f"{request.scheme}://{request.host}:{request.port}",
+        "upstream": upstream,
         "mode": "ingest",
         "tool_version": _tool_version(),
         "source": os.path.abspath(path),

@@ -1,11 +1,9 @@
-"""The store side of an ingest in its own process: `to_exchange` -> `normalize` -> `StoreWriter`.
+"""The store side of an ingest in its own process: flow object -> `to_exchange` -> `normalize` -> `StoreWriter`.
 
-Reading a flow file (mitmproxy's tnetstring parsing and `Flow.from_state`) is most of an ingest's
-CPU, so it stays in the calling process, which copies each flow with `captured_from_flow` (plain
-data, cheap to pickle) and sends batches here; this process decodes bodies, parses SSE,
-normalizes and writes, on the other core. It is the live addon's split (event loop copies,
-worker thread normalizes) with a process instead of a thread, because both halves are Python.
-
+The reading process parses the flow file and routes each flow on its state; this process builds
+the flow objects of the flows to store (`FlowState.to_flow`, then `captured_from_flow`, unless the
+reader already sent a `CapturedFlow`), decodes bodies, parses SSE, normalizes and writes, on the
+other core. It is the live addon's split (event loop copies, a recorder process normalizes).
 The process is spawned (not forked: DuckDB, Arrow and polars thread pools do not survive a fork)
 and ignores SIGINT: the parent decides when to stop, and `close` always writes what was sent.
 """
@@ -18,7 +16,7 @@ import queue
 import signal
 from dataclasses import dataclass, field
 
-from addon.flows import CapturedFlow, to_exchange
+from addon.flows import CapturedFlow, captured_from_flow, to_exchange
 from addon.normalize import normalize
 from store.errors import RuntapError
 from store.paths import check_store_path
@@ -72,6 +70,10 @@ class StoreProcess:
         self._batch.append((file_index, capture_id, captured))
         if len(self._batch) >= FLOWS_PER_MESSAGE:
             self._send_batch()
+
+    def busy(self) -> bool:
+        """True while the process has a backlog: the caller should do more of the work itself."""
+        return self._inbox.qsize() >= MAX_MESSAGES // 2
 
     def close(self) -> StoreResult:
         """Write everything sent so far, stop the process and return what it did."""
@@ -127,12 +129,13 @@ def _serve(db: str, redact_extra: tuple[str, ...], batch_rows: int, max_queued_r
             if kind == "capture":
                 writer.write_capture(payload)
                 continue
-            for file_index, capture_id, captured in payload:
+            for file_index, capture_id, item in payload:
                 try:
+                    captured = item if isinstance(item, CapturedFlow) else captured_from_flow(item.to_flow())
                     rows = normalize(to_exchange(captured, capture_id), redact_extra=redact_extra)
-                except Exception as exc:  # noqa: BLE001 - normalize never raises by contract; belt and braces
+                except Exception as exc:  # noqa: BLE001 - a flow whose state mitmproxy cannot load, etc.
                     result.errors[file_index] = result.errors.get(file_index, 0) + 1
-                    log.error("could not normalize exchange %s: %s", captured.flow_id, exc)
+                    log.error("could not read or normalize flow %s: %s", getattr(item, "id", "?"), exc)
                     continue
                 writer.put(rows, block=True)
     finally:

@@ -277,3 +277,27 @@ def test_seen_ids_lookups_and_merges():
     assert "x" not in SeenIds()
     seen.add("zz")
     assert "zz" in seen and len(seen) == 4
+
+
+def test_a_flow_mitmproxy_cannot_load_costs_that_flow_only(flow_file, tmp_path):
+    """A well-formed record whose state is not a loadable flow is an error; reading goes on."""
+    from mitmproxy.io import tnetstring
+
+    records = []
+    source = FlowSource(str(flow_file))
+    for state in source.flows():
+        records.append(state.state)
+    broken = dict(records[1])
+    broken["request"] = {"method": records[1]["request"]["method"], "path": records[1]["request"]["path"]}
+    broken["id"] = "broken-flow-id"
+    mixed = tmp_path / "mixed.mitm"
+    with open(mixed, "wb") as fh:
+        for state in [records[0], broken, *records[1:]]:
+            tnetstring.dump(state, fh)
+    db = str(tmp_path / "s.duckdb")
+    f = ingest_files([str(mixed)], db).files[0]
+    assert f.stopped is None
+    assert f.errors == 1
+    assert _count(db, "SELECT count(*) FROM exchanges WHERE exchange_id = 'broken-flow-id'") == [(0,)]
+    whole = ingest_files([str(flow_file)], str(tmp_path / "whole.duckdb")).files[0]
+    assert f.stored == whole.stored  # every loadable flow, the broken one aside
