@@ -33,6 +33,7 @@ class RuntapGroup(click.Group):
     """A click group that turns library errors into `BadInput` instead of tracebacks."""
 
     def invoke(self, ctx: click.Context):
+        """Run the command; a `RuntapError` becomes a one-line message and exit code 2."""
         try:
             return super().invoke(ctx)
         except RuntapError as exc:

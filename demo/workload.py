@@ -54,6 +54,7 @@ class _QuietHandler(AssistantEventHandler):
         self.text: list[str] = []
 
     def on_text_delta(self, delta, snapshot) -> None:
+        """Keep each streamed piece of the assistant's answer."""
         self.text.append(delta.value or "")
 
 
