@@ -20,7 +20,11 @@ log = logging.getLogger("runtap.addon")
 
 
 class Drain:
-    """mitmproxy addon that tracks exchanges in flight and drains them on `begin`."""
+    """Tracks exchanges in flight and drains them on `begin`.
+
+    Its hook-named methods are called from runtap proxy's one addon (addon/proxy.py) rather than
+    registered as a second addon: mitmproxy's per-event dispatch costs CPU per addon.
+    """
 
     def __init__(self, grace: float = 5.0) -> None:
         self.grace = grace
@@ -38,7 +42,7 @@ class Drain:
             flow.response.headers["connection"] = "close"
 
     def response(self, flow: http.HTTPFlow) -> None:
-        """An exchange is complete (and recorded: this addon runs after the recorder)."""
+        """An exchange is complete (and recorded: called after the recorder queued it)."""
         self.in_flight.discard(flow.id)
 
     def error(self, flow: http.HTTPFlow) -> None:

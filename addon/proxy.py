@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from mitmproxy import exceptions, options
+from mitmproxy import exceptions, http, options
 from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.tools.dump import DumpMaster
 
@@ -47,21 +47,50 @@ def check_listen_address(host: str, port: int) -> None:
             raise RuntapError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
-class _Announce:
-    """Print one line when the proxy is ready, so users (and scripts) know where to point."""
+class _ProxyAddon(Recorder):
+    """The recorder, graceful-stop tracking and the ready line as one addon.
 
-    def __init__(self, host: str, port: int, spec: str, db: str) -> None:
-        self.line = f"runtap proxy: listening on http://{host}:{port} ({spec}), recording to {db}"
+    mitmproxy dispatches every event (8 per exchange, with the `update`s) to every addon in its
+    chain, whether or not it has a hook for it; three addons instead of one cost ~0.05 ms of
+    proxy CPU per request.
+    """
+
+    def __init__(self, drain: Drain, line: str) -> None:
+        super().__init__()
+        self.drain = drain
+        self.line = line
 
     def running(self) -> None:
+        """Start recording, then print one line so users (and scripts) know where to point."""
+        super().running()
         print(self.line, file=sys.stderr, flush=True)
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """An exchange starts."""
+        self.drain.requestheaders(flow)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """Stream (tap) the response; while draining, close the connection after it."""
+        super().responseheaders(flow)
+        self.drain.responseheaders(flow)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        """Record the exchange, then count it out of the ones in flight."""
+        super().response(flow)
+        self.drain.response(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        """Record what was seen of a broken exchange; it is no longer in flight."""
+        super().error(flow)
+        self.drain.error(flow)
 
 
 async def _run(spec: str, host: str, port: int, db: str, redact: Sequence[str], verbose: bool) -> None:
     opts = options.Options(listen_host=host, listen_port=port, mode=[spec])
     master = DumpMaster(opts, with_termlog=True, with_dumper=verbose)
     drain = Drain()
-    master.addons.add(Recorder(), drain, _Announce(host, port, spec, db))
+    line = f"runtap proxy: listening on http://{host}:{port} ({spec}), recording to {db}"
+    master.addons.add(_ProxyAddon(drain, line))
     try:
         opts.update(
             runtap_db=db,
