@@ -1,32 +1,40 @@
 """Turn a mitmproxy flow into a transport-neutral `Exchange`, the one path for live and ingest.
 
 The live addon copies what it needs off the flow on the event loop (`captured_from_flow`, cheap:
-references to immutable bytes and a few floats) and does the expensive part, content decoding
-and SSE parsing (`to_exchange`), on its worker thread. Ingest of flow files calls the same two
+references to immutable bytes and a few floats) and does the expensive part, header and content
+decoding and SSE parsing (`to_exchange`), in the recorder process. Ingest of flow files calls the same two
 functions, so a flow recorded live and the same flow read from a file give the same rows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from addon.decode import decode_body, make_decoder
 from addon.exchange import Exchange
 from addon.sse import SSEParser
 
 
+# Header fields as mitmproxy holds them: (name, value) bytes pairs, in wire order.
+RawHeaders = tuple[tuple[bytes, bytes], ...]
+
+
 @dataclass
 class CapturedFlow:
-    """Plain data copied from a mitmproxy HTTP flow: safe to hand to another thread or process."""
+    """Plain data copied from a mitmproxy HTTP flow: safe to hand to another thread or process.
+
+    Headers stay raw bytes (mitmproxy's own immutable `fields` tuple, taken by reference):
+    decoding them is left to `to_exchange`, off the proxy's event loop.
+    """
 
     flow_id: str
     method: str
     url: str
-    request_headers: list[tuple[str, str]]
+    request_headers: RawHeaders
     request_body: bytes
     request_started_at: float
     status_code: int | None = None
-    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    response_headers: RawHeaders = ()
     response_started_at: float | None = None
     response_ended_at: float | None = None
     # Raw (still content-encoded) body chunks with arrival times, when the addon tapped the
@@ -36,8 +44,10 @@ class CapturedFlow:
     error: str | None = None
 
 
-def _header_pairs(headers) -> list[tuple[str, str]]:
-    return [(name, value) for name, value in headers.items(multi=True)]
+def _decode_headers(fields: RawHeaders) -> list[tuple[str, str]]:
+    # as mitmproxy's `Headers.items(multi=True)` decodes them
+    return [(name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
+            for name, value in fields]
 
 
 def captured_from_flow(flow, chunks: list[tuple[float, bytes]] | None = None) -> CapturedFlow:
@@ -52,7 +62,7 @@ def captured_from_flow(flow, chunks: list[tuple[float, bytes]] | None = None) ->
         flow_id=flow.id,
         method=request.method,
         url=request.url,
-        request_headers=_header_pairs(request.headers),
+        request_headers=request.headers.fields,
         request_body=request.raw_content or b"",
         request_started_at=request.timestamp_start,
         chunks=chunks,
@@ -60,7 +70,7 @@ def captured_from_flow(flow, chunks: list[tuple[float, bytes]] | None = None) ->
     )
     if response is not None:
         captured.status_code = response.status_code
-        captured.response_headers = _header_pairs(response.headers)
+        captured.response_headers = response.headers.fields
         captured.response_started_at = response.timestamp_start
         captured.response_ended_at = response.timestamp_end
         if chunks is None:
@@ -88,11 +98,13 @@ def _is_event_stream(headers: list[tuple[str, str]]) -> bool:
 
 def to_exchange(captured: CapturedFlow, capture_id: str) -> Exchange:
     """Decode the body and parse SSE events (with real arrival times when chunks are known)."""
-    encoding = _header(captured.response_headers, "content-encoding")
-    request_encoding = _header(captured.request_headers, "content-encoding")
+    request_headers = _decode_headers(captured.request_headers)
+    response_headers = _decode_headers(captured.response_headers)
+    encoding = _header(response_headers, "content-encoding")
+    request_encoding = _header(request_headers, "content-encoding")
     request_body, request_error = decode_body(captured.request_body, request_encoding)
     errors = [e for e in (captured.error, request_error) if e]
-    streamed = _is_event_stream(captured.response_headers)
+    streamed = _is_event_stream(response_headers)
     sse_events = None
     first_byte_at = None
     if captured.chunks is not None:
@@ -126,10 +138,10 @@ def to_exchange(captured: CapturedFlow, capture_id: str) -> Exchange:
         capture_id=capture_id,
         method=captured.method,
         url=captured.url,
-        request_headers=captured.request_headers,
+        request_headers=request_headers,
         request_body=request_body,
         status_code=captured.status_code,
-        response_headers=captured.response_headers,
+        response_headers=response_headers,
         response_body=body,
         request_started_at=captured.request_started_at,
         response_started_at=captured.response_started_at,
