@@ -10,14 +10,24 @@ runtap records) with `wrk` (or a Python fallback). Two loads per target, interle
 Targets (issue 7): runtap's throughput >= 0.95x plain mitmdump's; p50 <= plain mitmdump + 0.5 ms.
 Afterwards it checks that runtap recorded every request it answered.
 
+CPU time per request moves by +-15% from run to run on a shared 2-core VM; `--instructions N`
+instead counts the instructions each proxy process executes per request (valgrind's callgrind,
+N sequential getRuns after a warm-up, plain mitmdump vs runtap proxy): slow, but repeatable to
+~0.3%, so it shows changes of a few microseconds per request.
+
     .venv/bin/python benchmarks/bench_proxy.py [--seconds 8] [--rounds 3] [--connections 8]
+    .venv/bin/python benchmarks/bench_proxy.py --instructions 300
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.loadgen import (  # noqa: E402
     SimulatorProcess, completed_run_path, cpu_seconds, have_wrk, load, process_tree)
-from demo.harness import start_proxy  # noqa: E402
+from demo.harness import free_port, start_proxy, wait_for_port  # noqa: E402
 
 TARGETS = ("direct", "mitmdump", "runtap")
 
@@ -62,13 +72,71 @@ def _measure(urls: dict[str, str], pids: dict[str, list[int]], seconds: float, r
     }
 
 
+def _get(port: int, path: str, n: int) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    for _ in range(n):
+        conn.request("GET", path, headers={"Authorization": "Bearer sk-bench-not-a-secret"})
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"getRun through the proxy answered {response.status}")
+    conn.close()
+
+
+def instructions_per_request(target: str, upstream: str, path: str, n: int, tmp: str) -> float:
+    """Instructions the `target` proxy process ("mitmdump" or "runtap") executes per getRun."""
+    port = free_port()
+    out = os.path.join(tmp, f"callgrind.{target}")
+    bindir = os.path.dirname(sys.executable)
+    if target == "mitmdump":
+        cmd = [os.path.join(bindir, "mitmdump"), "--mode", f"reverse:{upstream}", "-q",
+               "--listen-host", "127.0.0.1", "--listen-port", str(port)]
+    else:
+        cmd = [sys.executable, "-c", "import cli; cli.cli(prog_name='runtap')", "proxy", "--upstream",
+               upstream, "--listen", f"127.0.0.1:{port}", "--db", os.path.join(tmp, "instructions.duckdb")]
+    # Instrumentation starts after start-up and warm-up; the counters are zeroed before the run.
+    proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                             f"--callgrind-out-file={out}", *cmd],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port("127.0.0.1", port, 300, proc)
+        time.sleep(3)  # runtap's recorder process starts once the proxy listens
+        control = ["callgrind_control"]
+        subprocess.run([*control, "-i", "on", str(proc.pid)], check=True, stdout=subprocess.DEVNULL)
+        _get(port, path, 50)
+        subprocess.run([*control, "-z", str(proc.pid)], check=True, stdout=subprocess.DEVNULL)
+        _get(port, path, n)
+        subprocess.run([*control, "-d", str(proc.pid)], check=True, stdout=subprocess.DEVNULL)
+    finally:
+        proc.terminate()
+        proc.wait(120)
+    with open(out + ".1") as fh:  # the dump taken after zeroing: only the n requests
+        return int(re.search(r"^summary:\s+(\d+)", fh.read(), re.M).group(1)) / n
+
+
+def _instructions_main(n: int) -> None:
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        sys.exit("--instructions needs valgrind (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory() as tmp, SimulatorProcess() as sim:
+        path = completed_run_path(sim.url)
+        counts = {t: instructions_per_request(t, sim.url, path, n, tmp) for t in ("mitmdump", "runtap")}
+    for target, count in counts.items():
+        print(f"{target:9s} {count / 1e6:6.3f} M instructions per getRun (proxy process, {n} requests)")
+    print(f"runtap/mitmdump: {counts['runtap'] / counts['mitmdump']:.3f}x")
+
+
 def main() -> None:
     """Run the comparison and print a table, the ratios and the targets."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each load run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians reported)")
     parser.add_argument("--connections", type=int, default=8, help="connections of the throughput load")
+    parser.add_argument("--instructions", type=int, default=0, metavar="N",
+                        help="instead: count proxy instructions per request over N requests (callgrind)")
     args = parser.parse_args()
+    if args.instructions:
+        _instructions_main(args.instructions)
+        return
     tool = "wrk" if have_wrk() else "python fallback (install wrk for trustworthy figures)"
     print(f"load generator: {tool}; {os.cpu_count()} CPUs; {args.rounds} rounds of {args.seconds:g} s")
     with tempfile.TemporaryDirectory() as tmp, SimulatorProcess() as sim:
