@@ -7,20 +7,13 @@ regression exits 1.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 
 import click
 
 from store.errors import RuntapError
+from store.version import tool_version
 
 DEFAULT_DB = "runtap.duckdb"
-
-
-def _version() -> str:
-    try:
-        return version("runtap")
-    except PackageNotFoundError:  # running from a source tree without an install
-        return "0.0.0+source"
 
 
 class BadInput(click.ClickException):
@@ -88,7 +81,7 @@ def _parse_listen(ctx, param, value: str) -> tuple[str, int]:
 
 
 @click.group(cls=RuntapGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(_version(), prog_name="runtap")
+@click.version_option(tool_version(), prog_name="runtap")
 def cli():
     """runtap: record, report on and replay OpenAI Assistants runs traffic.
 

@@ -16,7 +16,6 @@ import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.mode_specs import ProxyMode
@@ -27,6 +26,7 @@ from addon.redact import DEFAULT_REDACTED
 from addon.routes import match_route
 from addon.stream_tap import StreamTap
 from store.errors import RuntapError
+from store.version import tool_version
 from store.paths import check_store_path
 from store.writer import DEFAULT_MAX_QUEUED_ROWS
 
@@ -35,12 +35,6 @@ log = logging.getLogger("runtap.addon")
 # mitmproxy's termlog verbosity -> the recorder process's logging level
 _LOG_LEVELS = {"error": "ERROR", "warn": "WARNING", "info": "INFO", "alert": "INFO", "debug": "DEBUG"}
 
-
-def _tool_version() -> str:
-    try:
-        return version("runtap")
-    except PackageNotFoundError:
-        return "0.0.0+source"
 
 
 class Recorder:
@@ -135,7 +129,7 @@ class Recorder:
             "started_at": datetime.now(UTC).isoformat(),
             "upstream": ctx.options.runtap_upstream or _upstream_from_modes(modes),
             "mode": ",".join(modes),
-            "tool_version": _tool_version(),
+            "tool_version": tool_version(),
             "source": "proxy",
         }
         level = _LOG_LEVELS.get(getattr(ctx.options, "termlog_verbosity", "info"), "INFO")

@@ -27,7 +27,6 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 
 from mitmproxy import http
 
@@ -37,6 +36,7 @@ from ingest.seen import SeenIds
 from ingest.sources import FlowSource, FlowState, detect_format
 from ingest.worker import StoreProcess
 from store.errors import RuntapError
+from store.version import tool_version
 
 log = logging.getLogger("runtap.ingest")
 
@@ -180,13 +180,7 @@ def _capture_row(capture_id: str, path: str, upstream: str) -> dict:
         "started_at": datetime.now(UTC),
         "upstream": upstream,
         "mode": "ingest",
-        "tool_version": _tool_version(),
+        "tool_version": tool_version(),
         "source": os.path.abspath(path),
     }
 
-
-def _tool_version() -> str:
-    try:
-        return version("runtap")
-    except PackageNotFoundError:
-        return "0.0.0+source"
