@@ -20,6 +20,7 @@ from replay.matchers import FAILURE, Difference
 from replay.observe import Observation, merge_polls, observe
 from replay.sessions import Step
 from store.errors import RuntapError
+from store.reader import first_line
 
 # Never resent: secrets (redacted in the store anyway), hop-by-hop and per-connection headers,
 # and what httpx computes itself.
@@ -52,7 +53,7 @@ def check_reachable(client: httpx.Client) -> None:
     try:
         client.get("/", timeout=5.0)
     except httpx.TransportError as exc:
-        raise RuntapError(f"target {client.base_url} is not reachable: {_reason(exc)}") from None
+        raise RuntapError(f"target {client.base_url} is not reachable: {first_line(exc)}") from None
 
 
 def request_headers(recorded: tuple[tuple[str, str], ...], extra: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
@@ -82,7 +83,7 @@ def send_step(client: httpx.Client, step: Step, ids: IdMap, headers: tuple[tuple
         else:
             obs, notes = _send(client, first.method, target, body, hdrs)[0], []
     except httpx.ConnectError as exc:
-        raise RuntapError(f"target {client.base_url} stopped answering: {_reason(exc)}") from None
+        raise RuntapError(f"target {client.base_url} stopped answering: {first_line(exc)}") from None
     return Sent(obs, (time.monotonic() - started) * 1000, target, notes)
 
 
@@ -92,14 +93,14 @@ def _send(client: httpx.Client, method: str, target: str, body: str | None, hdrs
     try:
         response = client.send(request, stream=True)
     except httpx.TimeoutException as exc:
-        return Observation(status_code=None, error=f"no answer: {_reason(exc)}"), None
+        return Observation(status_code=None, error=f"no answer: {first_line(exc)}"), None
     chunks: list[str] = []
     error = None
     try:
         for text in response.iter_text():
             chunks.append(text)
     except httpx.TransportError as exc:  # e.g. a stream cut short: keep what arrived
-        error = f"response broken off: {_reason(exc)}"
+        error = f"response broken off: {first_line(exc)}"
     finally:
         response.close()
     streamed = response.headers.get("content-type", "").startswith("text/event-stream")
@@ -139,7 +140,3 @@ def _poll_after(response: httpx.Response) -> int | None:
     value = response.headers.get("openai-poll-after-ms")
     return int(value) if value and value.isdigit() else None
 
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

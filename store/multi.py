@@ -19,14 +19,13 @@ import contextlib
 import glob
 import json
 import os
-import time
 from collections.abc import Iterator, Sequence
 
 import duckdb
 
 from store.errors import RuntapError
 from store.export import MANIFEST
-from store.reader import LOCK_RETRY_SECONDS, is_lock_error, open_store
+from store.reader import LOCK_RETRY_SECONDS, open_store, retry_on_lock
 from store.schema import SCHEMA_VERSION, TABLES, VIEWS
 
 _GLOB_CHARS = set("*?[")
@@ -98,18 +97,8 @@ def _attach(con: duckdb.DuckDBPyConnection, path: str, alias: str, timeout: floa
     """Attach a store file read-only; return table name -> SELECT over it."""
     if not os.path.exists(path):
         raise RuntapError(f"no runtap store at {path}")
-    deadline, delay = time.monotonic() + timeout, 0.02
-    while True:
-        try:
-            con.execute(f"ATTACH '{path.replace(chr(39), chr(39) * 2)}' AS {alias} (READ_ONLY)")
-            break
-        except duckdb.Error as exc:
-            if not is_lock_error(exc):
-                raise RuntapError(f"{path} is not a readable DuckDB file: {str(exc).splitlines()[0]}") from None
-            if time.monotonic() >= deadline:
-                raise RuntapError(f"{path} stayed locked by another process for {timeout:.0f}s; try again") from None
-            time.sleep(delay)
-            delay = min(delay * 2, 0.25)
+    quoted = path.replace("'", "''")
+    retry_on_lock(lambda: con.execute(f"ATTACH '{quoted}' AS {alias} (READ_ONLY)"), path, timeout)
     tables = {name for (name,) in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? AND table_type = 'BASE TABLE'",
         [alias]).fetchall()}

@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import duckdb
 
 from store.errors import RuntapError
 
 LOCK_RETRY_SECONDS = 15.0
+T = TypeVar("T")
 
 
 def is_lock_error(exc: BaseException) -> bool:
@@ -26,14 +28,20 @@ def is_lock_error(exc: BaseException) -> bool:
 
 def connect_with_retry(path: str, *, read_only: bool, timeout: float = LOCK_RETRY_SECONDS):
     """Connect to a DuckDB file, retrying while another process holds its lock."""
+    return retry_on_lock(lambda: duckdb.connect(path, read_only=read_only), path, timeout)
+
+
+def retry_on_lock(open_file: Callable[[], T], path: str, timeout: float = LOCK_RETRY_SECONDS) -> T:
+    """Run `open_file()` (a connect or an ATTACH of `path`), retrying while another process holds
+    the file's lock; any other DuckDB error, or a lock held past `timeout`, is a one-line RuntapError."""
     deadline = time.monotonic() + timeout
     delay = 0.02
     while True:
         try:
-            return duckdb.connect(path, read_only=read_only)
+            return open_file()
         except duckdb.Error as exc:
             if not is_lock_error(exc):
-                raise RuntapError(f"{path} is not a readable DuckDB file: {_first_line(exc)}") from None
+                raise RuntapError(f"{path} is not a readable DuckDB file: {first_line(exc)}") from None
             if time.monotonic() >= deadline:
                 raise RuntapError(
                     f"{path} stayed locked by another process for {timeout:.0f}s; try again"
@@ -61,5 +69,7 @@ def open_store(path: str, *, timeout: float = LOCK_RETRY_SECONDS) -> Iterator[du
         con.close()
 
 
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none): for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -36,7 +36,7 @@ import duckdb
 import pyarrow as pa
 
 from store.errors import RuntapError
-from store.reader import connect_with_retry, is_lock_error
+from store.reader import connect_with_retry, first_line, is_lock_error
 from store.schema import TABLES, all_ddl, arrow_schema, insert_sql, table_ddl, upgrade_ddl
 
 log = logging.getLogger("runtap.store")
@@ -102,7 +102,7 @@ class StoreWriter:
             for statement in [table_ddl(t) for t in TABLES] + upgrade_ddl(_columns(con)) + all_ddl():
                 con.execute(statement)
         except duckdb.Error as exc:
-            raise RuntapError(f"cannot create a runtap store in {self.path}: {_first_line(exc)}") from None
+            raise RuntapError(f"cannot create a runtap store in {self.path}: {first_line(exc)}") from None
         finally:
             con.close()
         self._thread = threading.Thread(target=self._run, name="runtap-store-writer", daemon=True)
@@ -242,7 +242,7 @@ class StoreWriter:
                         log.warning("%s has been locked by another process for %.0fs; "
                                     "%d rows wait and are kept", self.path, _LOCK_WARN_SECONDS, size)
                 else:
-                    wait, message = self.error_retry_seconds, _first_line(exc)
+                    wait, message = self.error_retry_seconds, first_line(exc)
                     if message != reported:  # once per distinct error, not once per attempt
                         reported = self.last_error = message
                         log.error("cannot write to %s: %s; %d rows kept in memory, retrying every %gs: "
@@ -282,7 +282,7 @@ class StoreWriter:
             try:
                 con.close()
             except duckdb.Error as exc:  # committed (in the WAL): retrying would duplicate
-                log.warning("closing %s after a write failed: %s", self.path, _first_line(exc))
+                log.warning("closing %s after a write failed: %s", self.path, first_line(exc))
 
     def _frames(self, batch: dict[str, list[dict]]) -> dict[str, pa.Table]:
         frames = {}
@@ -318,7 +318,7 @@ def _frame(table: str, rows: list[dict]) -> tuple[pa.Table | None, int, str]:
             _typed(schema, [row])
             good.append(row)
         except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
-            reason = reason or _first_line(exc)
+            reason = reason or first_line(exc)
     return _typed(schema, good), len(rows) - len(good), reason
 
 
@@ -364,7 +364,3 @@ def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
         found.setdefault(table, set()).add(column)
     return found
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
