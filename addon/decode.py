@@ -7,11 +7,18 @@ into whatever plain bytes it completes. Decoders never raise: a corrupt or trunc
 
 from __future__ import annotations
 
+import sys
 import zlib
 from typing import Protocol
 
 import brotli
-import zstandard
+
+# zstd: the standard library's `compression.zstd` from Python 3.14, its backport before (as
+# mitmproxy itself does since 12.3).
+if sys.version_info >= (3, 14):
+    from compression import zstd
+else:
+    from backports import zstd
 
 
 class _Stage(Protocol):
@@ -45,7 +52,8 @@ class _Frames:
         return b"".join(out)
 
     def _finish(self) -> bytes:
-        tail = self._obj.flush()
+        flush = getattr(self._obj, "flush", None)  # zlib has one; zstd returns all it can at once
+        tail = flush() if flush else b""
         if not self._obj.eof:
             raise ValueError("truncated stream")
         return tail
@@ -56,7 +64,7 @@ def _gzip() -> _Frames:
 
 
 def _zstd() -> _Frames:
-    return _Frames(lambda: zstandard.ZstdDecompressor().decompressobj(), "zstd")
+    return _Frames(zstd.ZstdDecompressor, "zstd")
 
 
 class _Deflate:

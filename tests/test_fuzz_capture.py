@@ -7,11 +7,10 @@ import zlib
 from datetime import datetime
 
 import brotli
-import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from addon.decode import decode_body, make_decoder
+from addon.decode import decode_body, make_decoder, zstd
 from addon.exchange import Exchange
 from addon.normalize import TABLES, normalize
 from addon.routes import match_route
@@ -180,7 +179,7 @@ ENCODE = {
     "gzip": gzip.compress,
     "deflate": zlib.compress,
     "br": brotli.compress,
-    "zstd": lambda data: zstandard.ZstdCompressor().compress(data),
+    "zstd": zstd.compress,
     "identity": lambda data: data,
 }
 
