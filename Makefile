@@ -1,16 +1,18 @@
-# Two entry points: `make demo` and `make test`. Both create (or reuse) .venv with Python 3.12.
+# Two entry points: `make demo` and `make test`. Both create (or reuse) .venv with Python 3.12
+# and install exactly the versions in requirements.lock (hash-checked), then runtap itself.
 VENV := .venv
 BIN := $(VENV)/bin
+LOCK := requirements.lock
 # Python 3.12: on PATH, else pyenv's newest 3.12.
 PYTHON312 ?= $(shell command -v python3.12 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -1)
 
-.PHONY: demo test venv clean
+.PHONY: demo test check smoke-newest lock venv clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml $(LOCK)
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found (install it, or set PYTHON312=/path/to/python3.12)"; exit 2; }
 	@test -x $(BIN)/python || $(PYTHON312) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 venv: $(BIN)/.installed
@@ -20,6 +22,25 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest
+
+# Lint, format and dependency declarations (CI runs it before the tests).
+check: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/deptry .
+	$(BIN)/deptry . --exclude '(^|/)(\.venv|\.git|build|dist)(/|$$)' --ignore DEP002,DEP004
+
+# The newest versions pyproject.toml allows, in a throwaway venv: import everything, run the demo
+# and the capture end-to-end test. Tells loudly what broke, with the versions that differ.
+smoke-newest:
+	PYTHON312="$(PYTHON312)" .ci/smoke-newest
+
+# Refresh the lock: newest versions for Python 3.12 first, then the same pins for every platform
+# and Python version (universal, hash-checked). The first pass keeps uv's universal resolver from
+# trading a newer mitmproxy for a newer backport.
+lock: venv
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra dev --python-version 3.12 --upgrade --quiet -o $(LOCK)
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra dev --python-version 3.12 --universal --generate-hashes -o $(LOCK)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
