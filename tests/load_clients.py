@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
@@ -58,6 +59,12 @@ class Tally:
     finished_at: dict[str, float] = field(default_factory=dict)  # x-request-id -> time.time()
     runs: dict[str, dict] = field(default_factory=dict)  # run id -> final status and usage
     errors: Counter = field(default_factory=Counter)
+    # (count, callback): called once, when that many responses have been counted
+    triggers: list[tuple[int, Callable[[], None]]] = field(default_factory=list)
+
+    def when_counted(self, count: int, callback: Callable[[], None]) -> None:
+        """Call `callback` once `count` responses have been counted (a point in the work, not in time)."""
+        self.triggers.append((count, callback))
 
     async def on_response(self, response: httpx.Response) -> None:
         """httpx response hook: count responses on recorded routes once their body is read."""
@@ -67,6 +74,10 @@ class Tally:
         rid = response.headers.get("x-request-id", "")
         self.request_ids[rid] += 1
         self.finished_at[rid] = time.time()
+        total = self.request_ids.total()
+        for count, callback in [t for t in self.triggers if t[0] <= total]:
+            self.triggers.remove((count, callback))
+            callback()
 
     def add_run(self, run) -> None:
         """Remember a run's final state as the client saw it."""
@@ -129,27 +140,28 @@ async def plain_run(client: AsyncOpenAI, tally: Tally, n: int) -> None:
 SESSIONS = (polled_tool_run, streamed_tool_run, polled_tool_run, streamed_tool_run, plain_run)
 
 
-async def drive(base_url: str, clients: int, seconds: float, api_key: str = "sk-load-test",
-                stop: asyncio.Event | None = None, **headers: str) -> Tally:
-    """Run `clients` concurrent clients, each starting sessions until `seconds` pass (or `stop`).
+async def drive(base_url: str, clients: int, sessions: int, api_key: str = "sk-load-test",
+                stop: asyncio.Event | None = None, tally: Tally | None = None, **headers: str) -> Tally:
+    """Run `clients` concurrent clients, each through `sessions` sessions (or until `stop` is set).
 
-    Sessions in progress at the deadline finish; a session that fails is counted in
-    `tally.errors` by exception type (the runs it finished are still checked).
+    A fixed amount of work, whatever the machine's speed. A session that fails is counted in
+    `tally.errors` by exception type (the runs it finished are still checked). Pass a `tally`
+    to set `when_counted` triggers before the work starts.
     """
-    tally = Tally()
-    deadline = time.monotonic() + seconds
+    tally = tally or Tally()
     stop = stop or asyncio.Event()
 
     async def one(i: int) -> None:
         client = make_client(base_url, tally, api_key, **headers)
-        n = i
         try:
-            while time.monotonic() < deadline and not stop.is_set():
+            for k in range(sessions):
+                if stop.is_set():
+                    break
+                n = i + k * clients
                 try:
                     await SESSIONS[n % len(SESSIONS)](client, tally, n)
                 except Exception as exc:  # a fault test may break sessions on purpose
                     tally.errors[type(exc).__name__] += 1
-                n += clients
         finally:
             await client.close()
 

@@ -47,7 +47,7 @@ async def _faulted_requests(base_url: str) -> dict:
 
 
 async def _scenario(base_url: str):
-    return await asyncio.gather(drive(base_url, 20, 6), _faulted_requests(base_url))
+    return await asyncio.gather(drive(base_url, 20, 3), _faulted_requests(base_url))
 
 
 @pytest.fixture(scope="module")

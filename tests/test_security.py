@@ -33,7 +33,7 @@ def recorded(tmp_path_factory):
     faults = ["--fault", "cut=3,op=createRun,count=3", "--fault", "status=429,op=getRun,count=5"]
     with SimulatorProcess("--run-ms", "60", "--poll-after-ms", "40", *faults) as sim:
         proxy = start_proxy(sim.url, db, log_path=str(tmp / "proxy.log"), extra_args=["--verbose"])
-        tally = asyncio.run(drive(proxy.base_url, 10, 4, api_key=API_KEY, **SECRET_HEADERS))
+        tally = asyncio.run(drive(proxy.base_url, 10, 3, api_key=API_KEY, **SECRET_HEADERS))
         code = proxy.stop()
     yield db, tally, code, proxy.log_text()
 
