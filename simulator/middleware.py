@@ -8,9 +8,9 @@ import time
 
 from aiohttp import web
 
-from simulator.config import SimConfig
-from simulator.ids import new_request_id
-from simulator.objects import ApiError, error_body
+from runtap.simulator.config import SimConfig
+from runtap.simulator.ids import new_request_id
+from runtap.simulator.objects import ApiError, error_body
 
 CONFIG = web.AppKey("config", SimConfig)
 HTTP_FAULTS = web.AppKey("http_faults", list)
@@ -52,8 +52,10 @@ async def add_common_headers(request: web.Request, response: web.StreamResponse)
 
 
 def _check_auth(request: web.Request) -> None:
+    """A key is required: `Authorization: Bearer KEY` (OpenAI) or `api-key: KEY` (Azure OpenAI)."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    bearer = scheme.lower() == "bearer" and token.strip()
+    if not bearer and not request.headers.get("api-key", "").strip():
         raise ApiError(
             401,
             "You didn't provide an API key. You need to provide your API key in an "
@@ -85,8 +87,14 @@ async def _apply_http_faults(request: web.Request, op: str | None) -> None:
 
 def _record(request: web.Request, op: str, fault) -> None:
     request.app[HTTP_FAULTS].append(
-        {"op": op, "method": request.method, "path": request.path, "kind": fault.kind,
-         "value": fault.value, "spec": fault.spec}  # fmt: skip
+        {
+            "op": op,
+            "method": request.method,
+            "path": request.path,
+            "kind": fault.kind,
+            "value": fault.value,
+            "spec": fault.spec,
+        }
     )
 
 

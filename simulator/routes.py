@@ -1,4 +1,4 @@
-"""HTTP routes: the Assistants endpoints runtap needs, under `/v1` and without a prefix."""
+"""HTTP routes: the Assistants endpoints runtap needs, under any path prefix (`/v1`, Azure's `/openai`, none)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import json
 
 from aiohttp import web
 
-from simulator.engine import Engine
-from simulator.ids import new_id
-from simulator.middleware import CONFIG, CUT_AFTER, HTTP_FAULTS, OPERATIONS, add_common_headers, api_middleware
-from simulator.objects import ApiError
-from simulator.sse import stream_run
-from simulator.state import RunState, paginate
-from simulator.truth import ground_truth
+from runtap.simulator.engine import Engine
+from runtap.simulator.ids import new_id
+from runtap.simulator.middleware import CONFIG, CUT_AFTER, HTTP_FAULTS, OPERATIONS, add_common_headers, api_middleware
+from runtap.simulator.objects import ApiError
+from runtap.simulator.sse import stream_run
+from runtap.simulator.state import RunState, paginate
+from runtap.simulator.truth import ground_truth
 
 ENGINE = web.AppKey("engine", Engine)
 
@@ -69,8 +69,9 @@ async def create_thread_and_run(request: web.Request) -> web.StreamResponse:
     engine = _engine(request)
     if not isinstance(body.get("assistant_id"), str) or not body["assistant_id"]:
         # checked before creating the thread, so a bad request leaves nothing behind
-        raise ApiError(400, "Missing required parameter: 'assistant_id'.",
-                       param="assistant_id", code="missing_required_parameter")  # fmt: skip
+        raise ApiError(
+            400, "Missing required parameter: 'assistant_id'.", param="assistant_id", code="missing_required_parameter"
+        )
     thread_body = body.get("thread") or {}
     if not isinstance(thread_body, dict):
         raise ApiError(400, "Invalid type for 'thread': expected an object.", param="thread")
@@ -105,9 +106,7 @@ async def modify_run(request: web.Request) -> web.Response:
     if unknown:
         raise ApiError(400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
     metadata = body.get("metadata")
-    if metadata is not None and not (
-        isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())
-    ):
+    if metadata is not None and not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
         raise ApiError(400, "Invalid type for 'metadata': expected a map of strings.", param="metadata")
     if metadata is not None:
         run.obj["metadata"] = metadata
@@ -167,11 +166,14 @@ ROUTES = [
     ("GET", "/threads/{thread_id}/runs/{run_id}", get_run, "getRun"),
     ("POST", "/threads/{thread_id}/runs/{run_id}", modify_run, "modifyRun"),
     ("POST", "/threads/{thread_id}/runs/{run_id}/cancel", cancel_run, "cancelRun"),
-    ("POST", "/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", submit_tool_outputs,
-     "submitToolOutputsToRun"),
+    ("POST", "/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", submit_tool_outputs, "submitToolOutputsToRun"),
     ("GET", "/threads/{thread_id}/runs/{run_id}/steps", list_run_steps, "listRunSteps"),
     ("GET", "/threads/{thread_id}/runs/{run_id}/steps/{step_id}", get_run_step, "getRunStep"),
-]  # fmt: skip
+]
+
+
+# Any path prefix: `/v1` (OpenAI), `/openai` (Azure OpenAI), a gateway's own, or none.
+API_PREFIX = "/{api_prefix:(?:[^/]+/)*}"
 
 
 def build_app(engine: Engine, http_faults: list[dict]) -> web.Application:
@@ -181,9 +183,8 @@ def build_app(engine: Engine, http_faults: list[dict]) -> web.Application:
     app[CONFIG] = engine.config
     app[HTTP_FAULTS] = http_faults
     app[OPERATIONS] = {handler: op for _, _, handler, op in ROUTES}
-    for prefix in ("/v1", ""):
-        for method, path, handler, _ in ROUTES:
-            app.router.add_route(method, prefix + path, handler)
+    for method, path, handler, _ in ROUTES:
+        app.router.add_route(method, API_PREFIX + path.removeprefix("/"), handler)
     app.router.add_get("/__sim/ground_truth", get_ground_truth)
     app.on_response_prepare.append(add_common_headers)
     return app

@@ -6,8 +6,8 @@ import httpx
 import openai
 import pytest
 
-from simulator.config import SimConfig
-from simulator.server import start_simulator
+from runtap.simulator.config import SimConfig
+from runtap.simulator.server import start_simulator
 from tests.spec_schemas import validate
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -68,11 +68,15 @@ def test_run_steps_list_and_retrieve(client, http):
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id="asst_fixed")
     assert run.status == "requires_action" and run.model == "gpt-4-turbo"
     outputs = [{"tool_call_id": c.id, "output": "42"} for c in run.required_action.submit_tool_outputs.tool_calls]
-    run = client.beta.threads.runs.submit_tool_outputs_and_poll(run_id=run.id, thread_id=thread.id, tool_outputs=outputs)
+    run = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id, thread_id=thread.id, tool_outputs=outputs
+    )
     steps = client.beta.threads.runs.steps
     listed = steps.list(run.id, thread_id=thread.id)
     assert [s.type for s in listed.data] == ["message_creation", "tool_calls"]  # newest first
-    assert [s.id for s in steps.list(run.id, thread_id=thread.id, limit=1, after=listed.data[0].id).data] == [listed.data[1].id]
+    assert [s.id for s in steps.list(run.id, thread_id=thread.id, limit=1, after=listed.data[0].id).data] == [
+        listed.data[1].id
+    ]
     one = steps.retrieve(listed.data[1].id, thread_id=thread.id, run_id=run.id)
     assert one.step_details.tool_calls[0].function.output == "42"
     raw = http.get(f"/v1/threads/{thread.id}/runs/{run.id}/steps").json()
@@ -103,7 +107,9 @@ def test_unknown_ids_are_not_found(client):
 )
 def test_bad_bodies_get_openai_400s(client, http, path, content, message):
     thread_id = client.beta.threads.create().id
-    response = http.post(f"/v1/threads/{thread_id}/{path}", content=content, headers={"Content-Type": "application/json"})
+    response = http.post(
+        f"/v1/threads/{thread_id}/{path}", content=content, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     validate("error", response.json())
     assert message in response.json()["error"]["message"]
@@ -152,3 +158,23 @@ def test_strict_assistants_404_unknown_but_know_preloaded():
         assert client.beta.assistants.retrieve("asst_fixed").model == "gpt-4-turbo"
         run = client.beta.threads.runs.create(thread_id=thread_id, assistant_id="asst_fixed")
         assert run.instructions == "Fixed." and run.tools[0].function.name == "lookup"
+
+
+def test_azure_openai_client_runs_create_and_run_poll(sim):
+    """The SDK's AzureOpenAI client: `api-key` header, `/openai/...` paths, `api-version` query."""
+    azure = openai.AzureOpenAI(
+        azure_endpoint=sim.url, api_key="azure-key", api_version="2024-05-01-preview", max_retries=0
+    )
+    run = azure.beta.threads.create_and_run_poll(
+        assistant_id="asst_azure",
+        thread={"messages": [{"role": "user", "content": "Hello [complete]"}]},
+        poll_interval_ms=5,
+    )
+    assert run.status == "completed" and run.usage.total_tokens > 0
+    assert azure.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id).status == "completed"
+
+
+@pytest.mark.parametrize("headers", [{}, {"api-key": ""}, {"Authorization": "Bearer"}, {"Authorization": "Basic x"}])
+def test_requests_without_a_key_are_refused(sim, headers):
+    resp = httpx.post(f"{sim.url}/openai/threads", json={}, headers=headers, timeout=10)
+    assert resp.status_code == 401 and resp.json()["error"]["type"] == "invalid_request_error"
