@@ -22,8 +22,8 @@ import duckdb
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.loadgen import AUTH, SimulatorProcess, completed_run_path, load, process_tree, rss_kib  # noqa: E402
-from demo.harness import start_proxy  # noqa: E402
+from benchmarks.loadgen import AUTH, completed_run_path, load, process_tree, rss_kib
+from runtap.demo.harness import SimulatorProcess, start_proxy
 
 # Every 10th request on a connection is a streamed createRun on the same thread.
 LUA = """
@@ -48,8 +48,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, SimulatorProcess("--run-ms", "20", "--event-gap-ms", "1") as sim:
         get = completed_run_path(sim.url)
-        script = LUA % {"runs": get.rsplit("/", 1)[0], "get": get, "auth": AUTH["Authorization"],
-                        "body": json.dumps(BODY)}
+        script = LUA % {
+            "runs": get.rsplit("/", 1)[0],
+            "get": get,
+            "auth": AUTH["Authorization"],
+            "body": json.dumps(BODY),
+        }
         db = os.path.join(tmp, "memory.duckdb")
         proxy = start_proxy(sim.url, db)
         time.sleep(2)  # the recorder process starts once the proxy listens
@@ -79,10 +83,14 @@ def _summary(samples: list[tuple[int, int, int]], recorded: int, sent: int) -> N
     # Growth is judged after warm-up (the first slice fills caches, pools and DuckDB's buffers).
     (n0, p0, r0), (n1, p1, r1) = samples[1], samples[-1]
     per = 10_000 / max(n1 - n0, 1)
-    print(f"\ngrowth from {n0} to {n1} exchanges: proxy {(p1 - p0) / 1024 * per:+.2f} MiB, "
-          f"recorder {(r1 - r0) / 1024 * per:+.2f} MiB per 10,000 exchanges")
-    print(f"store holds {recorded} exchanges; wrk counted {sent} answered requests "
-          "(requests cut at the end of a slice may be recorded without being counted)")
+    print(
+        f"\ngrowth from {n0} to {n1} exchanges: proxy {(p1 - p0) / 1024 * per:+.2f} MiB, "
+        f"recorder {(r1 - r0) / 1024 * per:+.2f} MiB per 10,000 exchanges"
+    )
+    print(
+        f"store holds {recorded} exchanges; wrk counted {sent} answered requests "
+        "(requests cut at the end of a slice may be recorded without being counted)"
+    )
 
 
 if __name__ == "__main__":

@@ -36,15 +36,21 @@ import duckdb
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.loadgen import (  # noqa: E402
-    SimulatorProcess, completed_run_path, cpu_seconds, have_wrk, load, process_tree)
-from demo.harness import free_port, start_proxy, wait_for_port  # noqa: E402
+from benchmarks.loadgen import (
+    completed_run_path,
+    cpu_seconds,
+    have_wrk,
+    load,
+    process_tree,
+)
+from runtap.demo.harness import ChildProcess, SimulatorProcess, free_port, start_proxy
 
 TARGETS = ("direct", "mitmdump", "runtap")
 
 
-def _measure(urls: dict[str, str], pids: dict[str, list[int]], seconds: float, rounds: int,
-             connections: int) -> dict[str, dict]:
+def _measure(
+    urls: dict[str, str], pids: dict[str, list[int]], seconds: float, rounds: int, connections: int
+) -> dict[str, dict]:
     results: dict[str, dict[str, list]] = {t: {"lat": [], "tput": [], "cpu": []} for t in TARGETS}
     for i in range(rounds):
         for target in TARGETS:
@@ -53,11 +59,15 @@ def _measure(urls: dict[str, str], pids: dict[str, list[int]], seconds: float, r
             before = [cpu_seconds(p) for p in pids[target]]
             results[target]["tput"].append(tput := load(urls[target], seconds, connections))
             # CPU per request of each process (the proxy, then its recorder child if any)
-            results[target]["cpu"].append([(cpu_seconds(p) - b) * 1000 / max(tput.requests, 1)
-                                           for p, b in zip(pids[target], before)])
+            results[target]["cpu"].append(
+                [(cpu_seconds(p) - b) * 1000 / max(tput.requests, 1) for p, b in zip(pids[target], before)]
+            )
             lat = results[target]["lat"][-1]
-            print(f"  round {i + 1} {target:9s} p50 {lat.p50_ms:6.2f} ms  p99 {lat.p99_ms:6.2f} ms  "
-                  f"{tput.rps:7.0f} req/s  (errors {lat.errors + tput.errors})", flush=True)
+            print(
+                f"  round {i + 1} {target:9s} p50 {lat.p50_ms:6.2f} ms  p99 {lat.p99_ms:6.2f} ms  "
+                f"{tput.rps:7.0f} req/s  (errors {lat.errors + tput.errors})",
+                flush=True,
+            )
     return {
         t: {
             "rps": statistics.median(r.rps for r in v["tput"]),
@@ -89,17 +99,37 @@ def instructions_per_request(target: str, upstream: str, path: str, n: int, tmp:
     out = os.path.join(tmp, f"callgrind.{target}")
     bindir = os.path.dirname(sys.executable)
     if target == "mitmdump":
-        cmd = [os.path.join(bindir, "mitmdump"), "--mode", f"reverse:{upstream}", "-q",
-               "--listen-host", "127.0.0.1", "--listen-port", str(port)]
+        cmd = [
+            os.path.join(bindir, "mitmdump"),
+            "--mode",
+            f"reverse:{upstream}",
+            "-q",
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            str(port),
+        ]
     else:
-        cmd = [sys.executable, "-c", "import cli; cli.cli(prog_name='runtap')", "proxy", "--upstream",
-               upstream, "--listen", f"127.0.0.1:{port}", "--db", os.path.join(tmp, "instructions.duckdb")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "runtap",
+            "proxy",
+            "--upstream",
+            upstream,
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--db",
+            os.path.join(tmp, "instructions.duckdb"),
+        ]
     # Instrumentation starts after start-up and warm-up; the counters are zeroed before the run.
-    proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no",
-                             f"--callgrind-out-file={out}", *cmd],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = ChildProcess(
+        f"valgrind {target}",
+        ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", *cmd],
+    )
+    proc = child.proc
     try:
-        wait_for_port("127.0.0.1", port, 300, proc)
+        child.wait_for_port("127.0.0.1", port, 300)
         time.sleep(3)  # runtap's recorder process starts once the proxy listens
         control = ["callgrind_control"]
         subprocess.run([*control, "-i", "on", str(proc.pid)], check=True, stdout=subprocess.DEVNULL)
@@ -131,8 +161,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each load run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians reported)")
     parser.add_argument("--connections", type=int, default=8, help="connections of the throughput load")
-    parser.add_argument("--instructions", type=int, default=0, metavar="N",
-                        help="instead: count proxy instructions per request over N requests (callgrind)")
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: count proxy instructions per request over N requests (callgrind)",
+    )
     args = parser.parse_args()
     if args.instructions:
         _instructions_main(args.instructions)
@@ -147,14 +182,16 @@ def main() -> None:
         time.sleep(2)  # the recorder process starts once the proxy listens
         try:
             urls = {"direct": sim.url + path, "mitmdump": plain.url + path, "runtap": runtap.url + path}
-            pids = {"direct": [sim.proc.pid], "mitmdump": [plain.proc.pid],
-                    "runtap": process_tree(runtap.proc.pid)}
+            pids = {"direct": [sim.proc.pid], "mitmdump": [plain.proc.pid], "runtap": process_tree(runtap.proc.pid)}
             figures = _measure(urls, pids, args.seconds, args.rounds, args.connections)
         finally:
             plain.stop()
             runtap.stop()
-        recorded = duckdb.connect(db, read_only=True).execute(
-            "SELECT count(*) FROM exchanges WHERE operation = 'getRun'").fetchone()[0]
+        recorded = (
+            duckdb.connect(db, read_only=True)
+            .execute("SELECT count(*) FROM exchanges WHERE operation = 'getRun'")
+            .fetchone()[0]
+        )
         log = runtap.log_text()
     _print(figures, recorded, log)
 
@@ -170,14 +207,21 @@ def _print(f: dict[str, dict], recorded: int, log: str) -> None:
     print()
     print(f"throughput runtap/mitmdump: {ratio:.3f}x (target >= 0.95)  {'OK' if ratio >= 0.95 else 'MISSED'}")
     print(f"p50 runtap - mitmdump: {added:+.2f} ms (target <= +0.5 ms)  {'OK' if added <= 0.5 else 'MISSED'}")
-    print(f"mitmdump/direct throughput: {f['mitmdump']['rps'] / f['direct']['rps']:.3f}x; "
-          f"p50 added by mitmdump: {f['mitmdump']['p50'] - f['direct']['p50']:+.2f} ms")
+    print(
+        f"mitmdump/direct throughput: {f['mitmdump']['rps'] / f['direct']['rps']:.3f}x; "
+        f"p50 added by mitmdump: {f['mitmdump']['p50'] - f['direct']['p50']:+.2f} ms"
+    )
     # wrk may cut requests in flight at the end of a run: those are neither answered nor recorded.
     proxy_ms, *child_ms = f["runtap"]["cpu_ms"]
-    print(f"CPU per request under load: mitmdump {f['mitmdump']['cpu_ms'][0]:.2f} ms; runtap proxy "
-          f"{proxy_ms:.2f} ms + recorder process {sum(child_ms):.2f} ms (on the other core)")
-    print(f"runtap recorded {recorded} getRun exchanges for {f['runtap']['requests']} answered requests "
-          f"(+ warm-ups); warnings/errors in its log: {sum('WARNING' in l or 'ERROR' in l for l in log.splitlines())}")
+    print(
+        f"CPU per request under load: mitmdump {f['mitmdump']['cpu_ms'][0]:.2f} ms; runtap proxy "
+        f"{proxy_ms:.2f} ms + recorder process {sum(child_ms):.2f} ms (on the other core)"
+    )
+    warnings = sum("WARNING" in line or "ERROR" in line for line in log.splitlines())
+    print(
+        f"runtap recorded {recorded} getRun exchanges for {f['runtap']['requests']} answered requests "
+        f"(+ warm-ups); warnings/errors in its log: {warnings}"
+    )
 
 
 if __name__ == "__main__":

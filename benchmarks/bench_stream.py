@@ -23,8 +23,8 @@ import duckdb
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.loadgen import AUTH, SimulatorProcess  # noqa: E402
-from demo.harness import start_proxy  # noqa: E402
+from benchmarks.loadgen import AUTH
+from runtap.demo.harness import SimulatorProcess, start_proxy
 
 TARGETS = ("direct", "mitmdump", "runtap")
 BODY = b'{"assistant_id": "asst_bench", "stream": true, "metadata": {"sim_outcome": "completed"}}'
@@ -69,8 +69,11 @@ def main() -> None:
         finally:
             for proxy in proxies.values():
                 proxy.stop()
-        recorded = duckdb.connect(db, read_only=True).execute(
-            "SELECT count(*), sum(sse_events) FROM exchanges WHERE streamed").fetchone()
+        recorded = (
+            duckdb.connect(db, read_only=True)
+            .execute("SELECT count(*), sum(sse_events) FROM exchanges WHERE streamed")
+            .fetchone()
+        )
     print(f"time to first SSE event, {args.requests} streamed runs per target ({os.cpu_count()} CPUs)")
     print(f"{'target':10s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s}")
     for t in TARGETS:
@@ -78,10 +81,14 @@ def main() -> None:
     added = statistics.median(times["runtap"]) - statistics.median(times["direct"])
     print(f"\nruntap p50 added over direct: {added:+.2f} ms (target <= +5 ms)  {'OK' if added <= 5 else 'MISSED'}")
     print("(plain mitmdump buffers a response until it ends: its figure is the whole stream)")
-    print(f"runtap p50 added over plain mitmdump: "
-          f"{statistics.median(times['runtap']) - statistics.median(times['mitmdump']):+.2f} ms")
-    print(f"runtap recorded {recorded[0]} streamed exchanges with {recorded[1]} SSE events "
-          f"({args.requests + 1} streams sent)")
+    print(
+        f"runtap p50 added over plain mitmdump: "
+        f"{statistics.median(times['runtap']) - statistics.median(times['mitmdump']):+.2f} ms"
+    )
+    print(
+        f"runtap recorded {recorded[0]} streamed exchanges with {recorded[1]} SSE events "
+        f"({args.requests + 1} streams sent)"
+    )
 
 
 if __name__ == "__main__":

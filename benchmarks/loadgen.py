@@ -14,7 +14,6 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -23,10 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from demo.harness import free_port, wait_for_port
-
 AUTH = {"Authorization": "Bearer sk-bench-not-a-secret"}
-RUNTAP = [sys.executable, "-c", "import cli; cli.cli(prog_name='runtap')"]
 
 
 @dataclass
@@ -42,30 +38,13 @@ class LoadResult:
     tool: str
 
 
-class SimulatorProcess:
-    """`runtap simulate` on a free loopback port; a context manager."""
-
-    def __init__(self, *args: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([*RUNTAP, "simulate", "--listen", f"127.0.0.1:{self.port}", *args],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port("127.0.0.1", self.port, 30, self.proc)
-
-    def __enter__(self) -> SimulatorProcess:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
 def completed_run_path(base: str) -> str:
     """Create a thread and a run on the simulator at `base`; return the run's getRun path."""
     with httpx.Client(base_url=base + "/v1", headers=AUTH, timeout=10) as client:
         thread = client.post("/threads", json={}).json()["id"]
-        run = client.post(f"/threads/{thread}/runs",
-                          json={"assistant_id": "asst_bench", "metadata": {"sim_outcome": "completed"}}).json()
+        run = client.post(
+            f"/threads/{thread}/runs", json={"assistant_id": "asst_bench", "metadata": {"sim_outcome": "completed"}}
+        ).json()
         while run["status"] not in ("completed", "failed", "incomplete", "expired"):
             time.sleep(0.05)
             run = client.get(f"/threads/{thread}/runs/{run['id']}").json()
@@ -93,14 +72,33 @@ def _wrk(url: str, seconds: float, connections: int, script: str | None) -> Load
         lua.write(script or "")
         lua.flush()
         out = subprocess.run(
-            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency",
-             "-H", f"Authorization: {AUTH['Authorization']}", *(["-s", lua.name] if script else []), url],
-            capture_output=True, text=True, check=True).stdout
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{seconds:g}s",
+                "--latency",
+                "-H",
+                f"Authorization: {AUTH['Authorization']}",
+                *(["-s", lua.name] if script else []),
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     total = int(re.search(r"(\d+) requests in ([\d.]+)(\w+)", out).group(1))
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     errors += int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
-    return LoadResult(total, seconds, float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-                      _wrk_ms(out, "50%"), _wrk_ms(out, "99%"), errors, "wrk")
+    return LoadResult(
+        total,
+        seconds,
+        float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        _wrk_ms(out, "50%"),
+        _wrk_ms(out, "99%"),
+        errors,
+        "wrk",
+    )
 
 
 def _wrk_ms(out: str, pct: str) -> float:
@@ -117,8 +115,15 @@ def _python_load(url: str, seconds: float, connections: int) -> LoadResult:
     if not latencies:
         return LoadResult(0, seconds, 0.0, float("nan"), float("nan"), errors, "python")
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return LoadResult(len(latencies), seconds, len(latencies) / seconds,
-                      statistics.median(latencies), p99, errors, "python (slower than wrk)")
+    return LoadResult(
+        len(latencies),
+        seconds,
+        len(latencies) / seconds,
+        statistics.median(latencies),
+        p99,
+        errors,
+        "python (slower than wrk)",
+    )
 
 
 def _python_worker(url: str, seconds: float) -> tuple[list[float], int]:

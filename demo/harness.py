@@ -1,4 +1,9 @@
-"""Start and stop a real `runtap proxy` process: shared by the demo, tests and benchmarks."""
+"""Start and stop real runtap processes (proxy, simulator, plain mitmdump) on loopback.
+
+Shared by the demo, the tests and the benchmarks. Every child writes its output to a log file,
+so when one dies early or exits with an error, the message carries its own last lines rather
+than just an exit code.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,16 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass, field
 
-from store.errors import RuntapError
+import httpx
+
+from runtap.errors import RuntapError
+
+# The runtap command line, run by this interpreter (no console script needed on PATH).
+RUNTAP = [sys.executable, "-m", "runtap"]
+_TAIL_LINES = 12
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -20,30 +31,94 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    """Block until something accepts TCP connections on host:port (or fail clearly)."""
+def wait_for_port(host: str, port: int, timeout: float, alive=lambda: True) -> bool:
+    """Wait until something accepts TCP connections on host:port; False if `alive()` turns False or time runs out."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntapError(f"proxy exited early with code {proc.returncode}")
+    while time.monotonic() < deadline and alive():
         try:
             with socket.create_connection((host, port), timeout=0.2):
-                return
+                return True
         except OSError:
             time.sleep(0.05)
-    raise RuntapError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
+    return False
 
 
-@dataclass
-class ProxyProcess:
+def last_lines(text: str, count: int = _TAIL_LINES) -> list[str]:
+    """The last `count` non-blank lines of a child's output."""
+    return [line for line in text.splitlines() if line.strip()][-count:]
+
+
+class ChildProcess:
+    """A child process whose stdout and stderr go to a log file; stop it, read what it said."""
+
+    def __init__(self, name: str, args: list[str], *, log_path: str | None = None) -> None:
+        self.name = name
+        self._own_log = log_path is None
+        if log_path is None:
+            fd, log_path = tempfile.mkstemp(prefix=f"runtap-{name.replace(' ', '-')}-", suffix=".log")
+            os.close(fd)
+        self.log_path = log_path
+        self._text: str | None = None  # the log, kept once the process is stopped
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def wait_for_port(self, host: str, port: int, timeout: float = 30.0) -> None:
+        """Block until the child accepts connections on host:port; RuntapError with its last lines if it dies."""
+        if wait_for_port(host, port, timeout, alive=lambda: self.proc.poll() is None):
+            return
+        if self.proc.poll() is not None:
+            raise RuntapError(self.failure("exited early"))
+        self.stop(signal.SIGKILL)
+        raise RuntapError(self.failure(f"was not listening on {host}:{port} after {timeout:.0f}s"))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Signal the child, wait for it to exit (kill it after `timeout`); return its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._text is None:
+            self._text = self._read_log()
+            if self._own_log:
+                os.unlink(self.log_path)
+        return self.proc.returncode
+
+    def log_text(self) -> str:
+        """Everything the child printed so far (stdout and stderr)."""
+        return self._text if self._text is not None else self._read_log()
+
+    def failure(self, what: str) -> str:
+        """A message for a child that failed: what happened, its exit code, its own last lines."""
+        code = self.proc.poll()
+        lines = last_lines(self.log_text())
+        head = f"{self.name} {what}" + (f" (exit code {code})" if code is not None else "")
+        if not lines:
+            return f"{head}; it printed nothing"
+        return f"{head}; its last lines:\n" + "\n".join(f"  | {line}" for line in lines)
+
+    def _read_log(self) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return ""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class ProxyProcess(ChildProcess):
     """A `runtap proxy` (or `mitmdump -s addon/script.py`) child process on loopback."""
 
-    proc: subprocess.Popen
-    host: str
-    port: int
-    db: str | None
-    log_path: str | None = None
-    _log: object = field(default=None, repr=False)
+    def __init__(self, name: str, args: list[str], host: str, port: int, db: str | None, log_path: str | None):
+        super().__init__(name, args, log_path=log_path)
+        self.host, self.port, self.db = host, port, db
 
     @property
     def url(self) -> str:
@@ -55,36 +130,10 @@ class ProxyProcess:
         """What a client puts in OPENAI_BASE_URL."""
         return self.url + "/v1"
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        """Signal the proxy, wait for it to flush and exit; return its exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self._log is not None:
-            self._log.close()
-        return self.proc.returncode
-
-    def log_text(self) -> str:
-        """Everything the proxy printed so far (stdout and stderr)."""
-        if not self.log_path or not os.path.exists(self.log_path):
-            return ""
-        with open(self.log_path, encoding="utf-8", errors="replace") as fh:
-            return fh.read()
-
-    def __enter__(self) -> ProxyProcess:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
 
 def start_proxy(
     upstream: str,
-    db: str,
+    db: str | None,
     *,
     host: str = "127.0.0.1",
     port: int | None = None,
@@ -100,24 +149,39 @@ def start_proxy(
     """
     port = port or free_port(host)
     if plain_mitmdump:
+        name = "mitmdump"
         args = [
             os.path.join(os.path.dirname(sys.executable), "mitmdump"),
-            "--mode", f"reverse:{upstream}", "--listen-host", host, "--listen-port", str(port),
+            "--mode",
+            f"reverse:{upstream}",
+            "--listen-host",
+            host,
+            "--listen-port",
+            str(port),
             *(["-q"] if quiet else ["--set", "flow_detail=0"]),
         ]
         if db:
             script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "addon", "script.py")
             args += ["-s", script, "--set", f"runtap_db={db}"]
     else:
-        args = [sys.executable, "-c", "import cli; cli.cli(prog_name=\"runtap\")", "proxy",
-                "--upstream", upstream, "--listen", f"{host}:{port}", "--db", db]
-    args += extra_args or []
-    log = open(log_path, "wb") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    handle = ProxyProcess(proc, host, port, db, log_path, log if log_path else None)
-    try:
-        wait_for_port(host, port, timeout, proc)
-    except RuntapError:
-        handle.stop(signal.SIGKILL)
-        raise
-    return handle
+        name = "runtap proxy"
+        args = [*RUNTAP, "proxy", "--upstream", upstream, "--listen", f"{host}:{port}", "--db", db]
+    proxy = ProxyProcess(name, args + (extra_args or []), host, port, db, log_path)
+    proxy.wait_for_port(host, port, timeout)
+    return proxy
+
+
+class SimulatorProcess(ChildProcess):
+    """`runtap simulate` in its own process on a free loopback port (extra CLI args allowed)."""
+
+    def __init__(self, *args: str, port: int | None = None, log_path: str | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(
+            "runtap simulate", [*RUNTAP, "simulate", "--listen", f"127.0.0.1:{self.port}", *args], log_path=log_path
+        )
+        self.wait_for_port("127.0.0.1", self.port)
+
+    def ground_truth(self) -> dict:
+        """What the simulator served so far."""
+        return httpx.get(self.url + "/__sim/ground_truth", timeout=30).json()

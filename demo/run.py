@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 
-from demo.harness import start_proxy
-from demo.workload import ASSISTANTS, WorkloadResult, run_workload
-from simulator.config import SimConfig
-from simulator.server import start_simulator
-from store.errors import RuntapError
-from store.reader import open_store
+from runtap.demo.harness import start_proxy
+from runtap.demo.workload import ASSISTANTS, WorkloadResult, run_workload
+from runtap.errors import RuntapError
+from runtap.simulator.config import SimConfig
+from runtap.simulator.server import start_simulator
+from runtap.store.reader import open_store
 
 
 @dataclass
@@ -30,11 +28,10 @@ class DemoResult:
 def run_demo(db: str, *, seed: int = 0, progress=lambda message: None) -> DemoResult:
     """Run the demo end to end and return what the store holds afterwards."""
     started = time.monotonic()
-    log_path = os.path.join(tempfile.mkdtemp(prefix="runtap-demo-"), "proxy.log")
     progress("starting the simulator")
     with start_simulator(SimConfig(seed=seed, assistants=ASSISTANTS)) as sim:
         progress(f"simulator on {sim.url}; starting `runtap proxy` recording to {db}")
-        proxy = start_proxy(sim.url, db, log_path=log_path)
+        proxy = start_proxy(sim.url, db)
         try:
             progress(f"driving the openai SDK through {proxy.base_url}")
             workload = run_workload(proxy.base_url)
@@ -42,7 +39,7 @@ def run_demo(db: str, *, seed: int = 0, progress=lambda message: None) -> DemoRe
             progress("stopping the proxy (SIGTERM: flushes the store)")
             code = proxy.stop()
     if code != 0:
-        raise RuntapError(f"the proxy exited with code {code}; its log is at {log_path}")
+        raise RuntapError(proxy.failure("stopped with an error"))
     with open_store(db) as con:
         # Only this demo's capture: the store may hold earlier recordings too.
         capture = con.execute("SELECT capture_id FROM captures ORDER BY started_at DESC LIMIT 1").fetchone()[0]

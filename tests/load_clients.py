@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,34 +19,10 @@ import duckdb
 import httpx
 from openai import AsyncAssistantEventHandler, AsyncOpenAI
 
-from addon.routes import match_route
-from demo.harness import free_port, wait_for_port
-from demo.workload import WEATHER, WRITER
+from runtap.addon.routes import match_route
+from runtap.demo.workload import WEATHER, WRITER
 
-RUNTAP = [sys.executable, "-c", "import cli; cli.cli(prog_name='runtap')"]
 FINAL = {"completed", "failed", "cancelled", "incomplete", "expired"}
-
-
-class SimulatorProcess:
-    """`runtap simulate` in its own process on a free loopback port (extra CLI args allowed)."""
-
-    def __init__(self, *args: str, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([*RUNTAP, "simulate", "--listen", f"127.0.0.1:{self.port}", *args],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for_port("127.0.0.1", self.port, 30, self.proc)
-
-    def ground_truth(self) -> dict:
-        """What the simulator served so far."""
-        return httpx.get(self.url + "/__sim/ground_truth", timeout=30).json()
-
-    def __enter__(self) -> SimulatorProcess:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 @dataclass
@@ -88,25 +62,29 @@ class Tally:
 def make_client(base_url: str, tally: Tally, api_key: str, **headers: str) -> AsyncOpenAI:
     """An SDK client without retries (so every request is one exchange) that reports to `tally`."""
     http = httpx.AsyncClient(event_hooks={"response": [tally.on_response]}, timeout=120)
-    return AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, http_client=http,
-                       default_headers=headers or None)
+    return AsyncOpenAI(
+        base_url=base_url, api_key=api_key, max_retries=0, http_client=http, default_headers=headers or None
+    )
 
 
 def _tool_outputs(run) -> list[dict]:
-    return [{"tool_call_id": c.id, "output": json.dumps({"temp_c": 18})}
-            for c in run.required_action.submit_tool_outputs.tool_calls]
+    return [
+        {"tool_call_id": c.id, "output": json.dumps({"temp_c": 18})}
+        for c in run.required_action.submit_tool_outputs.tool_calls
+    ]
 
 
 async def polled_tool_run(client: AsyncOpenAI, tally: Tally, n: int) -> None:
     """create_and_poll a run that asks for tools, answer them, poll to the end."""
     runs = client.beta.threads.runs
     thread = await client.beta.threads.create(
-        messages=[{"role": "user", "content": f"What is the weather in city {n}?"}])
-    run = await runs.create_and_poll(thread_id=thread.id, assistant_id=WEATHER,
-                                     metadata={"sim_outcome": "completed"})
+        messages=[{"role": "user", "content": f"What is the weather in city {n}?"}]
+    )
+    run = await runs.create_and_poll(thread_id=thread.id, assistant_id=WEATHER, metadata={"sim_outcome": "completed"})
     while run.status == "requires_action":
-        run = await runs.submit_tool_outputs_and_poll(run_id=run.id, thread_id=thread.id,
-                                                      tool_outputs=_tool_outputs(run))
+        run = await runs.submit_tool_outputs_and_poll(
+            run_id=run.id, thread_id=thread.id, tool_outputs=_tool_outputs(run)
+        )
     tally.add_run(run)
 
 
@@ -114,15 +92,24 @@ async def streamed_tool_run(client: AsyncOpenAI, tally: Tally, n: int) -> None:
     """Stream a run that asks for tools, answer them with a streamed submit, to the end."""
     runs = client.beta.threads.runs
     thread = await client.beta.threads.create()
-    await client.beta.threads.messages.create(thread_id=thread.id, role="user",
-                                              content=f"What is the weather and time in town {n}?")
-    async with runs.stream(thread_id=thread.id, assistant_id=WEATHER, metadata={"sim_outcome": "completed"},
-                           event_handler=AsyncAssistantEventHandler()) as stream:
+    await client.beta.threads.messages.create(
+        thread_id=thread.id, role="user", content=f"What is the weather and time in town {n}?"
+    )
+    async with runs.stream(
+        thread_id=thread.id,
+        assistant_id=WEATHER,
+        metadata={"sim_outcome": "completed"},
+        event_handler=AsyncAssistantEventHandler(),
+    ) as stream:
         await stream.until_done()
         run = await stream.get_final_run()
     while run.status == "requires_action":
-        async with runs.submit_tool_outputs_stream(run_id=run.id, thread_id=thread.id, tool_outputs=_tool_outputs(run),
-                                                   event_handler=AsyncAssistantEventHandler()) as stream:
+        async with runs.submit_tool_outputs_stream(
+            run_id=run.id,
+            thread_id=thread.id,
+            tool_outputs=_tool_outputs(run),
+            event_handler=AsyncAssistantEventHandler(),
+        ) as stream:
             await stream.until_done()
             run = await stream.get_final_run()
     tally.add_run(run)
@@ -132,16 +119,25 @@ async def plain_run(client: AsyncOpenAI, tally: Tally, n: int) -> None:
     """A run without tools that fails or completes (both kinds of final status)."""
     outcome = "failed" if n % 3 == 0 else "completed"
     run = await client.beta.threads.create_and_run_poll(
-        assistant_id=WRITER, metadata={"sim_outcome": outcome},
-        thread={"messages": [{"role": "user", "content": f"Say hello #{n}."}]})
+        assistant_id=WRITER,
+        metadata={"sim_outcome": outcome},
+        thread={"messages": [{"role": "user", "content": f"Say hello #{n}."}]},
+    )
     tally.add_run(run)
 
 
 SESSIONS = (polled_tool_run, streamed_tool_run, polled_tool_run, streamed_tool_run, plain_run)
 
 
-async def drive(base_url: str, clients: int, sessions: int, api_key: str = "sk-load-test",
-                stop: asyncio.Event | None = None, tally: Tally | None = None, **headers: str) -> Tally:
+async def drive(
+    base_url: str,
+    clients: int,
+    sessions: int,
+    api_key: str = "sk-load-test",
+    stop: asyncio.Event | None = None,
+    tally: Tally | None = None,
+    **headers: str,
+) -> Tally:
     """Run `clients` concurrent clients, each through `sessions` sessions (or until `stop` is set).
 
     A fixed amount of work, whatever the machine's speed. A session that fails is counted in
@@ -191,8 +187,12 @@ def check_runs(db: str, runs: dict[str, dict]) -> list[str]:
     """Differences between the runs clients finished and the store's `runs` view (empty: equal)."""
     con = duckdb.connect(db, read_only=True)
     try:
-        stored = {rid: (status, p, c, t) for rid, status, p, c, t in con.execute(
-            "SELECT run_id, status, prompt_tokens, completion_tokens, total_tokens FROM runs").fetchall()}
+        stored = {
+            rid: (status, p, c, t)
+            for rid, status, p, c, t in con.execute(
+                "SELECT run_id, status, prompt_tokens, completion_tokens, total_tokens FROM runs"
+            ).fetchall()
+        }
     finally:
         con.close()
     problems = []

@@ -18,13 +18,13 @@ import duckdb
 import httpx
 import pytest
 
-from demo.harness import start_proxy
-from tests.load_clients import SimulatorProcess, Tally, child_pids, drive, store_request_ids
+from runtap.demo.harness import SimulatorProcess, start_proxy
+from tests.load_clients import Tally, child_pids, drive, store_request_ids
 
 KEY = {"Authorization": "Bearer sk-store-faults"}
 HOLD_LOCK = """
 import sys, time
-from store.reader import connect_with_retry
+from runtap.store.reader import connect_with_retry
 con = connect_with_retry(sys.argv[1], read_only=True)
 print("holding", flush=True)
 time.sleep(float(sys.argv[2]))
@@ -54,8 +54,10 @@ def _wait_for_store(db: str, timeout: float = 20) -> None:
 def _create_runs(base_url: str, n: int) -> list[int]:
     """n createThreadAndRun requests (~12 KB of rows each), one at a time; their HTTP statuses."""
     with httpx.Client(base_url=base_url, headers=KEY, timeout=30) as client:
-        return [client.post("/threads/runs", json={"assistant_id": "asst_x", "instructions": "x" * 4000}).status_code
-                for _ in range(n)]
+        return [
+            client.post("/threads/runs", json={"assistant_id": "asst_x", "instructions": "x" * 4000}).status_code
+            for _ in range(n)
+        ]
 
 
 def _exchange_count(db: str) -> int:
@@ -86,8 +88,14 @@ def test_reader_holding_the_file_loses_nothing(sim, tmp_path):
 def test_queue_limit_drops_with_one_warning_and_keeps_serving(sim, tmp_path):
     db = str(tmp_path / "limited.duckdb")
     # plain mitmdump + the addon script: the option can be set on the command line
-    proxy = start_proxy(sim.url, db, plain_mitmdump=True, quiet=False, log_path=str(tmp_path / "proxy.log"),
-                        extra_args=["--set", "runtap_max_queued_rows=40"])
+    proxy = start_proxy(
+        sim.url,
+        db,
+        plain_mitmdump=True,
+        quiet=False,
+        log_path=str(tmp_path / "proxy.log"),
+        extra_args=["--set", "runtap_max_queued_rows=40"],
+    )
     assert _create_runs(proxy.base_url, 3) == [200] * 3
     time.sleep(1)
     holder = _hold_lock(db, 4)

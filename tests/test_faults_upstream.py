@@ -16,31 +16,37 @@ import httpx
 import openai
 import pytest
 
-from demo.harness import free_port, start_proxy
-from demo.workload import WRITER
-from tests.load_clients import SimulatorProcess, drive, store_request_ids
+from runtap.demo.harness import SimulatorProcess, free_port, start_proxy
+from runtap.demo.workload import WRITER
+from tests.load_clients import drive, store_request_ids
 
 KEY = {"Authorization": "Bearer sk-upstream-faults"}
-FAULTS = ["delay=4000,match=slowpoke", "cut=2,match=cutme",
-          "status=429,op=createThreadAndRun,match=retry429,count=1,retry_after=0",
-          "status=500,op=createThreadAndRun,match=retry500,count=1"]
+FAULTS = [
+    "delay=4000,match=slowpoke",
+    "cut=2,match=cutme",
+    "status=429,op=createThreadAndRun,match=retry429,count=1,retry_after=0",
+    "status=500,op=createThreadAndRun,match=retry500,count=1",
+]
 
 
 async def _faulted_requests(base_url: str) -> dict:
     seen: dict = {}
     async with httpx.AsyncClient(base_url=base_url, headers=KEY, timeout=30) as client:
         with pytest.raises(httpx.ReadTimeout):  # the upstream is too slow for this client
-            await client.post("/threads/runs", json={"assistant_id": WRITER, "metadata": {"tag": "slowpoke"}},
-                              timeout=0.5)
+            await client.post(
+                "/threads/runs", json={"assistant_id": WRITER, "metadata": {"tag": "slowpoke"}}, timeout=0.5
+            )
         with pytest.raises(httpx.HTTPError):  # the upstream closes the stream after 2 events
-            async with client.stream("POST", "/threads/runs", json={
-                    "assistant_id": WRITER, "stream": True, "metadata": {"tag": "cutme"}}) as resp:
+            async with client.stream(
+                "POST", "/threads/runs", json={"assistant_id": WRITER, "stream": True, "metadata": {"tag": "cutme"}}
+            ) as resp:
                 async for _ in resp.aiter_lines():
                     pass
     sdk = openai.AsyncOpenAI(base_url=base_url, api_key="sk-upstream-faults", max_retries=2)
     for tag in ("retry429", "retry500"):  # the SDK retries: the proxy sees the error, then success
         run = await sdk.beta.threads.create_and_run_poll(
-            assistant_id=WRITER, metadata={"tag": tag, "sim_outcome": "completed"}, poll_interval_ms=50)
+            assistant_id=WRITER, metadata={"tag": tag, "sim_outcome": "completed"}, poll_interval_ms=50
+        )
         seen[tag] = (run.id, run.status, run.usage.total_tokens)
     await sdk.close()
     return seen
@@ -55,7 +61,9 @@ def faulted(tmp_path_factory):
     """Drive load and faults through one proxy; yield the tallies, the store and the log."""
     tmp = tmp_path_factory.mktemp("upstream")
     db = str(tmp / "store.duckdb")
-    with SimulatorProcess("--run-ms", "80", "--poll-after-ms", "50", *[a for f in FAULTS for a in ("--fault", f)]) as sim:
+    with SimulatorProcess(
+        "--run-ms", "80", "--poll-after-ms", "50", *[a for f in FAULTS for a in ("--fault", f)]
+    ) as sim:
         proxy = start_proxy(sim.url, db, log_path=str(tmp / "proxy.log"))
         tally, seen = asyncio.run(_scenario(proxy.base_url))
         after = httpx.post(proxy.base_url + "/threads", headers=KEY, json={}).status_code
@@ -68,7 +76,9 @@ def faulted(tmp_path_factory):
 def _tagged(con, tag: str) -> list[tuple]:
     return con.execute(
         "SELECT status_code, error, response_body, sse_events FROM exchanges "
-        "WHERE request_body LIKE ? ORDER BY request_started_at", [f"%{tag}%"]).fetchall()
+        "WHERE request_body LIKE ? ORDER BY request_started_at",
+        [f"%{tag}%"],
+    ).fetchall()
 
 
 def test_proxy_keeps_serving_and_the_load_is_recorded_exactly(faulted):
@@ -91,9 +101,13 @@ def test_stream_cut_by_the_upstream_keeps_the_events_seen(faulted):
     ((status, error, body, events),) = _tagged(con, "cutme")
     assert status == 200 and error and events == 2
     assert body.count("event: ") == 2
-    statuses = [s for (s,) in con.execute(
-        "SELECT r.status FROM run_snapshots r JOIN exchanges e USING (exchange_id) "
-        "WHERE e.request_body LIKE '%cutme%' AND r.run_id IS NOT NULL").fetchall()]
+    statuses = [
+        s
+        for (s,) in con.execute(
+            "SELECT r.status FROM run_snapshots r JOIN exchanges e USING (exchange_id) "
+            "WHERE e.request_body LIKE '%cutme%' AND r.run_id IS NOT NULL"
+        ).fetchall()
+    ]
     assert statuses and statuses[0] == "queued"
 
 
@@ -104,7 +118,10 @@ def test_sdk_retries_of_upstream_errors_are_each_recorded(faulted, tag, code, er
     assert [r[0] for r in rows] == [code, 200]
     assert json.loads(rows[0][2])["error"]["type"] == error_type
     run_id, status, tokens = seen[tag]
-    assert con.execute("SELECT status, total_tokens FROM runs WHERE run_id = ?", [run_id]).fetchone() == (status, tokens)
+    assert con.execute("SELECT status, total_tokens FROM runs WHERE run_id = ?", [run_id]).fetchone() == (
+        status,
+        tokens,
+    )
 
 
 def test_upstream_down_then_back_is_served_and_recorded(tmp_path):

@@ -6,23 +6,26 @@ from __future__ import annotations
 import asyncio
 import glob
 import os
+import pathlib
 import subprocess
-import sys
 import threading
 
 import httpx
 import pytest
 from aiohttp import web
 
-from cli import cli
-from demo.harness import free_port, start_proxy, wait_for_port
-from tests.load_clients import SimulatorProcess, drive
+from runtap.cli import cli
+from runtap.demo.harness import RUNTAP, ChildProcess, SimulatorProcess, free_port, start_proxy, wait_for_port
+from tests.load_clients import drive
 
 API_KEY = "sk-proj-SECRETKEY0123456789abcdef"
-SECRET_HEADERS = {"OpenAI-Organization": "org-SECRETORG42", "OpenAI-Project": "proj_SECRETPROJ42",
-                  "api-key": "SECRETAZUREKEY42", "Cookie": "session=SECRETCOOKIE42"}
+SECRET_HEADERS = {
+    "OpenAI-Organization": "org-SECRETORG42",
+    "OpenAI-Project": "proj_SECRETPROJ42",
+    "api-key": "SECRETAZUREKEY42",
+    "Cookie": "session=SECRETCOOKIE42",
+}
 SECRETS = [API_KEY, "SECRETORG42", "SECRETPROJ42", "SECRETAZUREKEY42", "SECRETCOOKIE42"]
-RUNTAP = [sys.executable, "-c", "import cli; cli.cli(prog_name='runtap')"]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,7 @@ def test_no_secret_in_the_store_files_or_the_proxy_log(recorded):
             raw = fh.read()
         for secret in SECRETS:
             assert secret.encode() not in raw, (path, secret)
-    assert "[REDACTED]".encode() in open(db, "rb").read()  # the headers were kept, their values not
+    assert b"[REDACTED]" in pathlib.Path(db).read_bytes()  # the headers were kept, their values not
     assert "GET" in log or "POST" in log  # verbose: flows are logged
     for secret in SECRETS:
         assert secret not in log
@@ -77,7 +80,7 @@ class _HeaderSink:
 
     def __enter__(self) -> _HeaderSink:
         self.thread.start()
-        wait_for_port("127.0.0.1", self.port, 10)
+        assert wait_for_port("127.0.0.1", self.port, 10)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -88,8 +91,13 @@ def test_replay_sends_the_environment_key_never_recorded_credentials(recorded):
     db, *_ = recorded
     with _HeaderSink() as target:
         env = {**os.environ, "OPENAI_API_KEY": "sk-from-the-environment"}
-        result = subprocess.run([*RUNTAP, "replay", "--target", f"http://127.0.0.1:{target.port}", "--db", db],
-                                capture_output=True, text=True, env=env, timeout=120)
+        result = subprocess.run(
+            [*RUNTAP, "replay", "--target", f"http://127.0.0.1:{target.port}", "--db", db],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
     assert result.returncode == 1, result.stderr  # a 404 target is a regression, not a crash
     assert target.headers
     for headers in target.headers:
@@ -105,14 +113,9 @@ def test_replay_sends_the_environment_key_never_recorded_credentials(recorded):
 def test_serve_answers_without_recorded_credentials(recorded):
     db, *_ = recorded
     port = free_port()
-    proc = subprocess.Popen([*RUNTAP, "serve", "--db", db, "--listen", f"127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port("127.0.0.1", port, 30, proc)
+    with ChildProcess("runtap serve", [*RUNTAP, "serve", "--db", db, "--listen", f"127.0.0.1:{port}"]) as serve:
+        serve.wait_for_port("127.0.0.1", port)
         resp = httpx.post(f"http://127.0.0.1:{port}/v1/threads", json={}, headers={"Authorization": "Bearer sk-x"})
-    finally:
-        proc.terminate()
-        proc.wait(10)
     answer = resp.text + " ".join(f"{k}: {v}" for k, v in resp.headers.items())
     assert resp.status_code < 500
     for secret in SECRETS + ["REDACTED"]:

@@ -6,10 +6,6 @@ Serve then runs with no upstream at all.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -19,13 +15,13 @@ import openai
 import pytest
 from click.testing import CliRunner
 
-from cli import cli
-from demo.harness import free_port, start_proxy, wait_for_port
-from demo.workload import ASSISTANTS, WEATHER, run_workload
-from serve.recording import load_recording
-from serve.server import start_serve
-from simulator.config import SimConfig
-from simulator.server import start_simulator
+from runtap.cli import cli
+from runtap.demo.harness import RUNTAP, ChildProcess, free_port, start_proxy
+from runtap.demo.workload import ASSISTANTS, WEATHER, run_workload
+from runtap.serve.recording import load_recording
+from runtap.serve.server import start_serve
+from runtap.simulator.config import SimConfig
+from runtap.simulator.server import start_simulator
 from tests.store_fixtures import make_store
 
 
@@ -122,8 +118,9 @@ def test_streams_replay_recorded_events_with_recorded_timing(recorded):
         paced_seconds, paced_events, paced_status = _stream_once(paced.base_url, thread_id, exchange.key.body)
     with start_serve(db, speed=0) as fast:
         fast_seconds, fast_events, fast_status = _stream_once(fast.base_url, thread_id, exchange.key.body)
-    recorded_events = [line[7:] for line in exchange.response.splitlines()
-                       if line.startswith("event: ") and line != "event: done"]  # the SDK eats `done`
+    recorded_events = [
+        line[7:] for line in exchange.response.splitlines() if line.startswith("event: ") and line != "event: done"
+    ]  # the SDK eats `done`
     assert paced_events == fast_events == recorded_events
     assert paced_status == fast_status == "requires_action"
     assert paced_seconds >= 0.9 * span
@@ -144,8 +141,12 @@ def test_serve_help_describes_the_options():
 def test_bad_input_is_one_line_and_exit_2(tmp_path, problem, recorded):
     db = str(tmp_path / "store.duckdb")
     args = ["serve", "--db", db, "--listen", "127.0.0.1:0"]
-    expected = {"missing": "no runtap store at", "not duckdb": "is not a readable DuckDB file",
-                "empty store": "holds no recorded runs traffic to serve", "bad speed": "--speed must be"}[problem]
+    expected = {
+        "missing": "no runtap store at",
+        "not duckdb": "is not a readable DuckDB file",
+        "empty store": "holds no recorded runs traffic to serve",
+        "bad speed": "--speed must be",
+    }[problem]
     if problem == "not duckdb":
         with open(db, "w") as fh:
             fh.write("hello")
@@ -162,20 +163,18 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, problem, recorded):
 def test_the_serve_process_answers_and_stops_on_sigterm(recorded):
     db, original = recorded
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import cli; cli.cli(prog_name='runtap')", "serve", "--db", db,
-         "--listen", f"127.0.0.1:{port}", "--speed", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=os.getcwd(),
+    serve = ChildProcess(
+        "runtap serve", [*RUNTAP, "serve", "--db", db, "--listen", f"127.0.0.1:{port}", "--speed", "0"]
     )
     try:
-        wait_for_port("127.0.0.1", port, 20, proc)
+        serve.wait_for_port("127.0.0.1", port, 20)
         run_id, run = next(iter(original.runs.items()))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             got = client(f"http://127.0.0.1:{port}/v1").beta.threads.runs.retrieve(run_id, thread_id=run["thread_id"])
         assert (got.status, got.model) == (run["status"], run["model"])  # a recorded thread's final state
     finally:
-        proc.send_signal(signal.SIGTERM)
-        output = proc.communicate(timeout=10)[0].decode()
-    assert proc.returncode == 0, output
+        code = serve.stop(timeout=10)
+    output = serve.log_text()
+    assert code == 0, output
     assert f"on http://127.0.0.1:{port}/v1" in output and "recorded sessions" in output

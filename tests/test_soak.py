@@ -2,8 +2,9 @@
 
 Clients mix polled and streamed runs with tool calls (and plain completed/failed runs) against
 the simulator in its own process, RUNTAP_SOAK_SESSIONS sessions each (default 2; set e.g. 50 for
-a long soak): a fixed amount of work, however fast the machine. Afterwards every response a client received on a recorded route is in the store exactly
-once (by x-request-id), and every run a client finished has the same final status and tokens.
+a long soak): a fixed amount of work, however fast the machine. Afterwards every response a
+client received on a recorded route is in the store exactly once (by x-request-id), and every
+run a client finished has the same final status and tokens.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import os
 
 import pytest
 
-from demo.harness import start_proxy
-from tests.load_clients import SimulatorProcess, check_runs, drive, store_request_ids
+from runtap.demo.harness import SimulatorProcess, start_proxy
+from tests.load_clients import check_runs, drive, store_request_ids
 
 SESSIONS = int(os.environ.get("RUNTAP_SOAK_SESSIONS", "2"))
 CLIENTS = int(os.environ.get("RUNTAP_SOAK_CLIENTS", "200"))
