@@ -1,17 +1,16 @@
 """runtap's command line: a thin click layer over the library packages.
 
 Commands parse options, call one library function and render its result. Library errors
-(`store.errors.RuntapError`) become a one-line message and exit code 2; a replay that finds a
+(`runtap.errors.RuntapError`) become a one-line message and exit code 2; a replay that finds a
 regression exits 1.
 """
 
 from __future__ import annotations
 
-
 import click
 
-from store.errors import RuntapError
-from store.version import tool_version
+from runtap.errors import RuntapError
+from runtap.store.version import tool_version
 
 DEFAULT_DB = "runtap.duckdb"
 
@@ -126,7 +125,7 @@ def proxy(upstream, listen, db, mode, redact, verbose):
     (and thread/message creation, for replay) are recorded; everything else passes through
     untouched. Stop with Ctrl-C or SIGTERM: everything seen is flushed to the store first.
     """
-    from addon.proxy import run_proxy
+    from runtap.addon.proxy import run_proxy
 
     host, port = listen
     run_proxy(upstream=upstream, host=host, port=port, db=db, mode=mode, redact=redact, verbose=verbose)
@@ -135,7 +134,13 @@ def proxy(upstream, listen, db, mode, redact, verbose):
 # --- demo -------------------------------------------------------------------------------------
 @cli.command()
 @db_option
-@click.option("--seed", default=0, show_default=True, help="Simulator seed (same seed, same outcomes; `runtap simulate` defaults to 0 too, so the demo replays against it).")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    help="Simulator seed (same seed, same outcomes; `runtap simulate` defaults to 0 too, "
+    "so the demo replays against it).",
+)
 def demo(db, seed):
     """Record a demo workload: simulator + proxy + the official openai SDK, then summarize.
 
@@ -144,9 +149,9 @@ def demo(db, seed):
     from rich.console import Console
     from rich.table import Table
 
-    from analysis import Filters, run_report
-    from analysis.formats import print_table
-    from demo.run import run_demo
+    from runtap.analysis import Filters, run_report
+    from runtap.analysis.formats import print_table
+    from runtap.demo.run import run_demo
 
     console = Console(stderr=True)
     result = run_demo(db, seed=seed, progress=lambda message: console.print(f"[dim]• {message}[/]"))
@@ -160,34 +165,78 @@ def demo(db, seed):
     tokens = run_report(db, "tokens", Filters(captures=(result.capture_id,)))
     columns = ["model", "runs", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd"]
     print_table(out, {"tokens": tokens.main.select(columns)}, "Tokens and cost per model", tokens.notes)
-    click.echo(f"Store: {db}. Next: `runtap report summary --db {db}`, `runtap report html --db {db} --out report.html`")
+    click.echo(
+        f"Store: {db}. Next: `runtap report summary --db {db}`, `runtap report html --db {db} --out report.html`"
+    )
 
 
 # --- replay -----------------------------------------------------------------------------------
 @cli.command()
-@click.option("--target", required=True, help="Server to replay against: scheme://host:port (the recorded path is kept).")
+@click.option(
+    "--target", required=True, help="Server to replay against: scheme://host:port (the recorded path is kept)."
+)
 @stores_option
 @click.option("--thread", "threads", multiple=True, help="Replay only this recorded thread (repeatable).")
 @click.option("--capture", help="Replay only sessions of this capture id.")
 @click.option("--since", help="Replay only sessions that started at or after this ISO date/time (UTC).")
 @click.option("--concurrency", default=1, show_default=True, type=int, help="Sessions replayed in parallel.")
-@click.option("--speed", default=0.0, show_default=True, type=float,
-              help="0 = as fast as possible, 1 = recorded pacing, N = N times faster than recorded.")
-@click.option("--timeout", default=60.0, show_default=True, type=float,
-              help="Seconds per request, and per wait for a run's outcome.")
-@click.option("--header", "headers", multiple=True,
-              help="'Name: value' sent on every request (repeatable); default Authorization from OPENAI_API_KEY.")
-@click.option("--map-id", "map_ids", multiple=True, help="OLD=NEW: an id the target knows by another name (repeatable).")
-@click.option("--token-tolerance", default=0.10, show_default=True, type=float,
-              help="Allowed relative difference in token counts (0.1 = 10%).")
-@click.option("--max-slowdown", type=float, help="Fail a step slower than recorded by more than this factor (off by default).")
+@click.option(
+    "--speed",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="0 = as fast as possible, 1 = recorded pacing, N = N times faster than recorded.",
+)
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=float,
+    help="Seconds per request, and per wait for a run's outcome.",
+)
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    help="'Name: value' sent on every request (repeatable); default Authorization from OPENAI_API_KEY.",
+)
+@click.option(
+    "--map-id", "map_ids", multiple=True, help="OLD=NEW: an id the target knows by another name (repeatable)."
+)
+@click.option(
+    "--token-tolerance",
+    default=0.10,
+    show_default=True,
+    type=float,
+    help="Allowed relative difference in token counts (0.1 = 10%).",
+)
+@click.option(
+    "--max-slowdown", type=float, help="Fail a step slower than recorded by more than this factor (off by default)."
+)
 @click.option("--ignore", multiple=True, help="Difference path to ignore, e.g. '$.runs[*].instructions' (repeatable).")
 @click.option("--junit", "junit", type=click.Path(dir_okay=False), help="Also write a JUnit XML report to FILE.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-              help="Output format.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format."
+)
 @click.pass_context
-def replay(ctx, target, dbs, threads, capture, since, concurrency, speed, timeout, headers, map_ids,
-           token_tolerance, max_slowdown, ignore, junit, fmt):
+def replay(
+    ctx,
+    target,
+    dbs,
+    threads,
+    capture,
+    since,
+    concurrency,
+    speed,
+    timeout,
+    headers,
+    map_ids,
+    token_tolerance,
+    max_slowdown,
+    ignore,
+    junit,
+    fmt,
+):
     """Replay recorded sessions against a server and report regressions.
 
     Each recorded thread is one session: threads are recreated, new ids are learned and
@@ -197,18 +246,32 @@ def replay(ctx, target, dbs, threads, capture, since, concurrency, speed, timeou
     """
     from rich.console import Console
 
-    from replay import options as o
-    from replay.render import render_json, render_table, write_junit
-    from replay.results import save_report
-    from replay.runner import run_replay
+    from runtap.replay import options as o
+    from runtap.replay.render import render_json, render_table, write_junit
+    from runtap.replay.results import save_report
+    from runtap.replay.runner import run_replay
 
-    o.check_numbers(concurrency=concurrency, speed=speed, timeout=timeout,
-                    token_tolerance=token_tolerance, max_slowdown=max_slowdown)
+    o.check_numbers(
+        concurrency=concurrency,
+        speed=speed,
+        timeout=timeout,
+        token_tolerance=token_tolerance,
+        max_slowdown=max_slowdown,
+    )
     opts = o.ReplayOptions(
-        target=o.parse_target(target), dbs=tuple(dbs), threads=tuple(threads), capture=capture,
-        since=o.parse_since(since), concurrency=concurrency, speed=speed, timeout=timeout,
-        headers=o.parse_headers(headers), id_map=o.parse_id_map(map_ids),
-        token_tolerance=token_tolerance, max_slowdown=max_slowdown, ignore=tuple(ignore),
+        target=o.parse_target(target),
+        dbs=tuple(dbs),
+        threads=tuple(threads),
+        capture=capture,
+        since=o.parse_since(since),
+        concurrency=concurrency,
+        speed=speed,
+        timeout=timeout,
+        headers=o.parse_headers(headers),
+        id_map=o.parse_id_map(map_ids),
+        token_tolerance=token_tolerance,
+        max_slowdown=max_slowdown,
+        ignore=tuple(ignore),
     )
     report = run_replay(opts)
     save_report(opts.results_db, report)
@@ -222,7 +285,8 @@ def replay(ctx, target, dbs, threads, capture, since, concurrency, speed, timeou
 
 
 # --- simulate ---------------------------------------------------------------------------------
-@cli.command(epilog="""\b
+@cli.command(
+    epilog="""\b
 Fault specs (--fault, repeatable): KIND=VALUE[,FILTER=VALUE...]
   status=429|500|503   answer with that HTTP status and an OpenAI error body
   delay=MS             wait MS milliseconds before sending response headers
@@ -237,47 +301,119 @@ Example: --fault 'status=429,op=createRun,count=1' --fault 'outcome=failed,match
 
 \b
 Outcome hints: run metadata sim_outcome=completed|failed|incomplete|expired|slow,
-or [fail] [incomplete] [expire] [slow] [complete] in the last user message.""")
+or [fail] [incomplete] [expire] [slow] [complete] in the last user message."""
+)
 @listen_option("127.0.0.1:9100")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed: same seed and requests, same outcomes, tool calls and usage.")
-@click.option("--latency", "latency_ms", default=0, show_default=True, type=click.IntRange(0), help="Extra latency (ms) before every API response.")
-@click.option("--run-ms", default=300, show_default=True, type=click.IntRange(0), help="Duration (ms) of one run turn (queued + in_progress).")
-@click.option("--event-gap-ms", default=5, show_default=True, type=click.IntRange(0), help="Gap (ms) between streamed events.")
-@click.option("--poll-after-ms", default=50, show_default=True, type=click.IntRange(0), help="openai-poll-after-ms header on run objects.")
-@click.option("--expire-ms", default=600_000, show_default=True, type=click.IntRange(0), help="A run left in requires_action this long (ms) expires.")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seed: same seed and requests, same outcomes, tool calls and usage.",
+)
+@click.option(
+    "--latency",
+    "latency_ms",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Extra latency (ms) before every API response.",
+)
+@click.option(
+    "--run-ms",
+    default=300,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Duration (ms) of one run turn (queued + in_progress).",
+)
+@click.option(
+    "--event-gap-ms", default=5, show_default=True, type=click.IntRange(0), help="Gap (ms) between streamed events."
+)
+@click.option(
+    "--poll-after-ms",
+    default=50,
+    show_default=True,
+    type=click.IntRange(0),
+    help="openai-poll-after-ms header on run objects.",
+)
+@click.option(
+    "--expire-ms",
+    default=600_000,
+    show_default=True,
+    type=click.IntRange(0),
+    help="A run left in requires_action this long (ms) expires.",
+)
 @click.option("--default-model", default="gpt-4o", show_default=True, help="Model of assistants created on first use.")
-@click.option("--strict-assistants", is_flag=True, help="Unknown assistant ids get 404 (as the hosted API) instead of being created.")
-@click.option("--assistants", "assistants_file", type=click.Path(dir_okay=False), help="JSON list of assistants {id, model, instructions, tools} to preload "
-              "(the demo's assistants are always preloaded, so demo recordings replay).")
-@click.option("--outcome-weights", default="completed=85,failed=8,incomplete=7", show_default=True, help="Weights of outcomes for runs without a hint.")
+@click.option(
+    "--strict-assistants",
+    is_flag=True,
+    help="Unknown assistant ids get 404 (as the hosted API) instead of being created.",
+)
+@click.option(
+    "--assistants",
+    "assistants_file",
+    type=click.Path(dir_okay=False),
+    help="JSON list of assistants {id, model, instructions, tools} to preload "
+    "(the demo's assistants are always preloaded, so demo recordings replay).",
+)
+@click.option(
+    "--outcome-weights",
+    default="completed=85,failed=8,incomplete=7",
+    show_default=True,
+    help="Weights of outcomes for runs without a hint.",
+)
 @click.option("--fault", "faults", multiple=True, help="Inject a fault (repeatable); syntax below.")
-@click.option("--ground-truth", "ground_truth_path", type=click.Path(dir_okay=False), help="Write what was served (JSON) to FILE on shutdown.")
-def simulate(listen, seed, latency_ms, run_ms, event_gap_ms, poll_after_ms, expire_ms, default_model,
-             strict_assistants, assistants_file, outcome_weights, faults, ground_truth_path):
+@click.option(
+    "--ground-truth",
+    "ground_truth_path",
+    type=click.Path(dir_okay=False),
+    help="Write what was served (JSON) to FILE on shutdown.",
+)
+def simulate(
+    listen,
+    seed,
+    latency_ms,
+    run_ms,
+    event_gap_ms,
+    poll_after_ms,
+    expire_ms,
+    default_model,
+    strict_assistants,
+    assistants_file,
+    outcome_weights,
+    faults,
+    ground_truth_path,
+):
     """Serve a deterministic OpenAI-compatible Assistants runs API until Ctrl-C.
 
     Point the official SDK at it with OPENAI_BASE_URL=http://HOST:PORT/v1 (any bearer key).
     Ground truth is also served at GET /__sim/ground_truth.
     """
-    from simulator.config import SimConfig, load_assistants, parse_weights
-    from simulator.demo_assistants import with_demo_assistants
-    from simulator.server import serve
+    from runtap.simulator.config import SimConfig, load_assistants, parse_weights
+    from runtap.simulator.demo_assistants import with_demo_assistants
+    from runtap.simulator.server import serve
 
     config = SimConfig(
-        seed=seed, latency_ms=latency_ms, run_ms=run_ms, event_gap_ms=event_gap_ms,
-        poll_after_ms=poll_after_ms, expire_ms=expire_ms, default_model=default_model,
+        seed=seed,
+        latency_ms=latency_ms,
+        run_ms=run_ms,
+        event_gap_ms=event_gap_ms,
+        poll_after_ms=poll_after_ms,
+        expire_ms=expire_ms,
+        default_model=default_model,
         strict_assistants=strict_assistants,
         assistants=with_demo_assistants(load_assistants(assistants_file) if assistants_file else []),
-        outcome_weights=parse_weights(outcome_weights), faults=list(faults),
+        outcome_weights=parse_weights(outcome_weights),
+        faults=list(faults),
         ground_truth_path=ground_truth_path,
-    )  # fmt: skip
+    )
     host, port = listen
     serve(config, host, port, on_ready=lambda url: click.echo(f"runtap simulator listening on {url}", err=True))
 
 
 # --- report ------------------------------------------------------------------------------------
 def _parse_since(ctx, param, value):
-    from analysis import parse_instant
+    from runtap.analysis import parse_instant
 
     try:
         return parse_instant(value) if value else None
@@ -286,7 +422,7 @@ def _parse_since(ctx, param, value):
 
 
 def _parse_until(ctx, param, value):
-    from analysis import parse_instant
+    from runtap.analysis import parse_instant
 
     try:
         return parse_instant(value, end_of_day=True) if value else None
@@ -297,8 +433,14 @@ def _parse_until(ctx, param, value):
 def report_filters(func):
     """The filters every report shares: --since/--until/--model/--assistant/--thread/--capture."""
     options = [
-        click.option("--since", callback=_parse_since, help="Only runs created (exchanges sent) at or after this ISO date/datetime; naive is UTC."),
-        click.option("--until", callback=_parse_until, help="Only before this ISO datetime; a bare date includes that whole day."),
+        click.option(
+            "--since",
+            callback=_parse_since,
+            help="Only runs created (exchanges sent) at or after this ISO date/datetime; naive is UTC.",
+        ),
+        click.option(
+            "--until", callback=_parse_until, help="Only before this ISO datetime; a bare date includes that whole day."
+        ),
         click.option("--model", "models", multiple=True, help="Only runs of this model (repeatable)."),
         click.option("--assistant", "assistants", multiple=True, help="Only runs of this assistant id (repeatable)."),
         click.option("--thread", "threads", multiple=True, help="Only this thread id (repeatable)."),
@@ -314,11 +456,17 @@ def _report_command(name: str, help_text: str, extra_options=()):
 
     @stores_option
     @report_filters
-    @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]), default="table",
-                  show_default=True, help="Output format.")
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "json", "csv", "markdown"]),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )
     @click.option("--section", help="Section for json/csv (default: the report's first); table and markdown show all.")
     def command(dbs, fmt, section, since, until, models, assistants, threads, captures, **options):
-        from analysis import Filters, run_report
+        from runtap.analysis import Filters, run_report
 
         filters = Filters(since, until, models, assistants, threads, captures)
         _render_report(run_report(dbs, name, filters, **options), fmt, section, ", ".join(dbs))
@@ -332,7 +480,7 @@ def _report_command(name: str, help_text: str, extra_options=()):
 def _render_report(result, fmt: str, section: str | None, db: str) -> None:
     from rich.console import Console
 
-    from analysis import formats
+    from runtap.analysis import formats
 
     if result.empty_store:
         click.echo(f"no runs recorded in {db} yet", err=fmt in ("json", "csv"))
@@ -362,14 +510,20 @@ def report():
 
 
 _report_command("summary", "Time range, exchanges, threads, runs by status and model, tokens, cost, error rates.")
-_report_command("latency", "HTTP latency per operation: p50/p90/p99/max ms, time to headers/first byte, stream first event/delta.")
+_report_command(
+    "latency", "HTTP latency per operation: p50/p90/p99/max ms, time to headers/first byte, stream first event/delta."
+)
 _report_command(
     "durations",
     "Per model: queue, execution and end-to-end ms, time waiting on tool outputs, polls per run.",
     [click.option("--by-assistant", is_flag=True, help="Group by model and assistant.")],
 )
-_report_command("transitions", "Status transitions (from -> to), how runs ended, failure/incomplete reasons, runs still open.")
-_report_command("tokens", "Per model: runs, prompt/completion/total tokens, average per run, cost in USD (genai-prices).")
+_report_command(
+    "transitions", "Status transitions (from -> to), how runs ended, failure/incomplete reasons, runs still open."
+)
+_report_command(
+    "tokens", "Per model: runs, prompt/completion/total tokens, average per run, cost in USD (genai-prices)."
+)
 _report_command("steps", "Run steps per type and tool: count, failures, tool calls, tokens, durations.")
 
 
@@ -379,8 +533,8 @@ _report_command("steps", "Run steps per type and tool: count, failures, tool cal
 @click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True), help="HTML file to write.")
 def report_html(dbs, out, since, until, models, assistants, threads, captures):
     """Write every report and its charts to one self-contained HTML file (readable offline)."""
-    from analysis import Filters
-    from analysis.html import write_html
+    from runtap.analysis import Filters
+    from runtap.analysis.html import write_html
 
     filters = Filters(since, until, models, assistants, threads, captures)
     if not write_html(dbs, out, filters):
@@ -393,9 +547,14 @@ def report_html(dbs, out, since, until, models, assistants, threads, captures):
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @db_option
-@click.option("--redact-header", "redact", multiple=True, metavar="NAME",
-              help="Extra header to redact before storing (repeatable). Authorization, api-key, "
-              "OpenAI-Organization, OpenAI-Project and cookies are always redacted.")
+@click.option(
+    "--redact-header",
+    "redact",
+    multiple=True,
+    metavar="NAME",
+    help="Extra header to redact before storing (repeatable). Authorization, api-key, "
+    "OpenAI-Organization, OpenAI-Project and cookies are always redacted.",
+)
 def ingest(files, db, redact):
     """Ingest mitmproxy flow files and HAR files into the store (the format is read from content).
 
@@ -404,8 +563,8 @@ def ingest(files, db, redact):
     """
     from rich.console import Console
 
-    from ingest import ingest_files
-    from ingest.render import progress_bar, summary_lines
+    from runtap.ingest import ingest_files
+    from runtap.ingest.render import progress_bar, summary_lines
 
     with progress_bar(Console(stderr=True)) as progress:
         report = ingest_files(files, db, redact_extra=redact, progress=progress)
@@ -417,9 +576,13 @@ def ingest(files, db, redact):
 @cli.command()
 @db_option
 @listen_option("127.0.0.1:9200")
-@click.option("--speed", default=1.0, show_default=True, type=float,
-              help="Pacing of streamed events and of openai-poll-after-ms: 1 = as recorded, "
-              "N = N times faster, 0 = no waiting.")
+@click.option(
+    "--speed",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Pacing of streamed events and of openai-poll-after-ms: 1 = as recorded, N = N times faster, 0 = no waiting.",
+)
 def serve(db, listen, speed):
     """Answer the Assistants runs API from a recording, so an app's tests run offline.
 
@@ -429,21 +592,29 @@ def serve(db, listen, speed):
     repeat the last one; streams keep their recorded timing. Anything not in the recording gets
     a 404 `no_recording` error naming the closest recorded request.
     """
-    from serve.server import serve_forever
+    from runtap.serve.server import serve_forever
 
     host, port = listen
 
     def ready(url, recording):
-        click.echo(f"runtap serve: {len(recording.sessions)} recorded sessions "
-                   f"({recording.exchange_count} exchanges) on {url}", err=True)
+        click.echo(
+            f"runtap serve: {len(recording.sessions)} recorded sessions "
+            f"({recording.exchange_count} exchanges) on {url}",
+            err=True,
+        )
 
     serve_forever(db, speed=speed, host=host, port=port, on_ready=ready)
 
 
 # --- export -----------------------------------------------------------------------------------
 @cli.command()
-@click.option("--parquet", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Directory to write (new, empty, or an earlier runtap export, which is replaced).")
+@click.option(
+    "--parquet",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory to write (new, empty, or an earlier runtap export, which is replaced).",
+)
 @db_option
 def export(out_dir, db):
     """Export every table and derived view as Parquet, partitioned by day (UTC).
@@ -452,7 +623,7 @@ def export(out_dir, db):
     DuckDB, polars, Spark or Trino can read it, and so can runtap, as one of several stores
     (`store.multi`).
     """
-    from store.export import export_parquet
+    from runtap.store.export import export_parquet
 
     result = export_parquet(db, out_dir)
     for name, rows in result.rows.items():

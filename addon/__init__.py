@@ -1,1 +1,4 @@
-"""Capture: turn mitmproxy flows on Assistants runs routes into store rows (routes, SSE, decoding, normalization, the addon)."""
+"""Capture: mitmproxy flows on Assistants runs routes into store rows.
+
+Routes, SSE, decoding, normalization, and the mitmproxy addon itself.
+"""

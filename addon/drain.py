@@ -64,6 +64,7 @@ class Drain:
         while self.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         if self.in_flight:
-            log.warning("runtap: stopping with %d exchanges still in flight after %.0fs",
-                        len(self.in_flight), self.grace)
+            log.warning(
+                "runtap: stopping with %d exchanges still in flight after %.0fs", len(self.in_flight), self.grace
+            )
         shutdown()

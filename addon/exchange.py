@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from addon.sse import SSEEvent
+from runtap.addon.sse import SSEEvent
 
 
 @dataclass(slots=True)

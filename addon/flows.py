@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from addon.decode import decode_body, make_decoder
-from addon.exchange import Exchange
-from addon.sse import SSEParser
-
+from runtap.addon.decode import decode_body, make_decoder
+from runtap.addon.exchange import Exchange
+from runtap.addon.sse import SSEParser
 
 # Header fields as mitmproxy holds them: (name, value) bytes pairs, in wire order.
 RawHeaders = tuple[tuple[bytes, bytes], ...]
@@ -46,8 +45,9 @@ class CapturedFlow:
 
 def _decode_headers(fields: RawHeaders) -> list[tuple[str, str]]:
     # as mitmproxy's `Headers.items(multi=True)` decodes them
-    return [(name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
-            for name, value in fields]
+    return [
+        (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape")) for name, value in fields
+    ]
 
 
 def captured_from_flow(flow, chunks: list[tuple[float, bytes]] | None = None) -> CapturedFlow:

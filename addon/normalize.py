@@ -11,10 +11,10 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from addon.exchange import Exchange
-from addon.redact import redact_headers
-from addon.routes import Route, match_route, url_path
-from addon.snapshots import (
+from runtap.addon.exchange import Exchange
+from runtap.addon.redact import redact_headers
+from runtap.addon.routes import Route, match_route, url_path
+from runtap.addon.snapshots import (
     Observation,
     epoch,
     loads,
@@ -24,8 +24,8 @@ from addon.snapshots import (
     step_row,
     tool_call_rows,
 )
-from addon.stream_rows import stream_rows
-from store.schema import column_names
+from runtap.addon.stream_rows import stream_rows
+from runtap.store.schema import column_names
 
 Rows = dict[str, list[dict]]
 TABLES = ("exchanges", "run_snapshots", "step_snapshots", "tool_call_snapshots", "sse_events")
@@ -61,8 +61,9 @@ def normalize(exchange: Exchange, *, redact_extra: Iterable[str] = ()) -> Rows:
         seen.note(f"normalization failed: {type(exc).__name__}: {exc}")
     if not rows["exchanges"]:
         row = dict.fromkeys(_EXCHANGE_COLUMNS)
-        row.update(exchange_id=exchange.exchange_id, capture_id=exchange.capture_id,
-                   method=exchange.method, url=exchange.url)
+        row.update(
+            exchange_id=exchange.exchange_id, capture_id=exchange.capture_id, method=exchange.method, url=exchange.url
+        )
         rows["exchanges"].append(row)
     errors = ([exchange.error] if exchange.error else []) + seen.problems
     rows["exchanges"][0]["error"] = "; ".join(errors) if errors else None
@@ -76,15 +77,18 @@ def _normalize(exchange: Exchange, redact_extra: tuple[str, ...], rows: Rows, se
     request_text = exchange.request_body.decode("utf-8", "replace")
     response_text = exchange.response_body.decode("utf-8", "replace")
     request_json = _request_json(request_text)
-    row = _exchange_row(exchange, route, redact_extra, request_headers, response_headers,
-                        request_text, response_text, request_json)
+    row = _exchange_row(
+        exchange, route, redact_extra, request_headers, response_headers, request_text, response_text, request_json
+    )
     rows["exchanges"].append(row)
     status = exchange.status_code
     if route is None or status is None or not 200 <= status < 300:
         return  # not ours, no response, or an API error: the exchange row says it all
     content_type = response_headers.get("content-type", "").lower()
-    is_stream = exchange.sse_events is not None or "text/event-stream" in content_type or (
-        not content_type and request_json.get("stream") is True
+    is_stream = (
+        exchange.sse_events is not None
+        or "text/event-stream" in content_type
+        or (not content_type and request_json.get("stream") is True)
     )
     if is_stream:
         row["streamed"] = True
@@ -107,9 +111,16 @@ def _request_json(text: str) -> dict:
     return body if isinstance(body, dict) else {}
 
 
-def _exchange_row(exchange: Exchange, route: Route | None, redact_extra: tuple[str, ...],
-                  request_headers: dict[str, str], response_headers: dict[str, str],
-                  request_text: str, response_text: str, request_json: dict) -> dict:
+def _exchange_row(
+    exchange: Exchange,
+    route: Route | None,
+    redact_extra: tuple[str, ...],
+    request_headers: dict[str, str],
+    response_headers: dict[str, str],
+    request_text: str,
+    response_text: str,
+    request_json: dict,
+) -> dict:
     start = exchange.request_started_at
     model = request_json.get("model")
     return {
@@ -178,15 +189,27 @@ def _json_rows(exchange: Exchange, route: Route, text: str, rows: Rows, seen: Ob
             run = run_row(obj, raw, seen, seq=seq, observed_at=observed_at, source=source, event=None)
             rows["run_snapshots"].append(run)
             rows["tool_call_snapshots"] += tool_call_rows(
-                required_action_calls(obj), seen, seq=seq, observed_at=observed_at,
-                source="required_action", run_id=run["run_id"], step_id=None)
+                required_action_calls(obj),
+                seen,
+                seq=seq,
+                observed_at=observed_at,
+                source="required_action",
+                run_id=run["run_id"],
+                step_id=None,
+            )
         else:
             details = obj.get("step_details")
             step = step_row(obj, raw, details, seen, seq=seq, observed_at=observed_at, source=source, event=None)
             rows["step_snapshots"].append(step)
             rows["tool_call_snapshots"] += tool_call_rows(
-                step_calls(details), seen, seq=seq, observed_at=observed_at,
-                source="step", run_id=step["run_id"], step_id=step["step_id"])
+                step_calls(details),
+                seen,
+                seq=seq,
+                observed_at=observed_at,
+                source="step",
+                run_id=step["run_id"],
+                step_id=step["step_id"],
+            )
     if source == "response" and rows["run_snapshots"]:
         first = rows["run_snapshots"][0]
         return {"thread_id": first["thread_id"], "run_id": first["run_id"]}

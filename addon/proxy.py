@@ -14,9 +14,9 @@ from mitmproxy import exceptions, http, options
 from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.tools.dump import DumpMaster
 
-from addon.drain import Drain
-from addon.recorder import Recorder
-from store.errors import RuntapError
+from runtap.addon.drain import Drain
+from runtap.addon.recorder import Recorder
+from runtap.errors import RuntapError
 
 
 def mode_spec(mode: str, upstream: str) -> str:

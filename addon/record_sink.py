@@ -9,6 +9,7 @@ event loop never waits on the child and the per-flow cost in the proxy process s
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import pickle
@@ -17,8 +18,8 @@ import subprocess
 import sys
 import threading
 
-from addon.flows import CapturedFlow
-from store.errors import RuntapError
+from runtap.addon.flows import CapturedFlow
+from runtap.errors import RuntapError
 
 log = logging.getLogger("runtap.addon")
 
@@ -29,9 +30,16 @@ DEFAULT_MAX_PENDING = 20_000  # flows waiting in the proxy process if the child 
 class RecordSink:
     """Starts the recorder child for one store and feeds it captured flows."""
 
-    def __init__(self, db: str, capture: dict, *, redact: tuple[str, ...] = (),
-                 max_queued_rows: int, log_level: str = "INFO",
-                 max_pending: int = DEFAULT_MAX_PENDING) -> None:
+    def __init__(
+        self,
+        db: str,
+        capture: dict,
+        *,
+        redact: tuple[str, ...] = (),
+        max_queued_rows: int,
+        log_level: str = "INFO",
+        max_pending: int = DEFAULT_MAX_PENDING,
+    ) -> None:
         self.db = db
         self.max_pending = max_pending
         self.dropped = 0
@@ -41,8 +49,11 @@ class RecordSink:
         self._broken = False
         settings = {"db": db, "capture": capture, "redact": list(redact), "max_queued_rows": max_queued_rows}
         # stderr is inherited: the child's log lines land where the proxy's do.
-        self._proc = subprocess.Popen([sys.executable, "-m", "addon.record_worker", log_level],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "runtap.addon.record_worker", log_level],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         self._proc.stdin.write(json.dumps(settings, default=str).encode() + b"\n")
         self._proc.stdin.flush()
         self._sender = threading.Thread(target=self._send_loop, name="runtap-record-sender", daemon=True)
@@ -64,8 +75,11 @@ class RecordSink:
             self.dropped += 1
             if not self._full:
                 self._full = True
-                log.warning("runtap: the recorder process is not keeping up; %d flows wait, "
-                            "dropping new ones (see the count at shutdown)", self.max_pending)
+                log.warning(
+                    "runtap: the recorder process is not keeping up; %d flows wait, "
+                    "dropping new ones (see the count at shutdown)",
+                    self.max_pending,
+                )
             return
         if self._full and len(self._pending) < self.max_pending // 2:
             self._full = False  # the episode is over: warn again next time
@@ -79,10 +93,8 @@ class RecordSink:
         else:
             self._send_pending()
         self._send(None)
-        try:
+        with contextlib.suppress(OSError):
             self._proc.stdin.close()
-        except OSError:
-            pass
         try:
             self._proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -114,6 +126,9 @@ class RecordSink:
         except (OSError, ValueError):  # the child is gone: say so once, keep proxying
             self._broken = True
             self.dropped += len(batch or ())
-            log.error("runtap: the recorder process for %s exited (code %s); traffic still passes "
-                      "but is not recorded: restart the proxy to record again",
-                      self.db, self._proc.poll())
+            log.error(
+                "runtap: the recorder process for %s exited (code %s); traffic still passes "
+                "but is not recorded: restart the proxy to record again",
+                self.db,
+                self._proc.poll(),
+            )

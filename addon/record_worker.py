@@ -19,10 +19,10 @@ import pickle
 import signal
 import sys
 
-from addon.flows import to_exchange
-from addon.normalize import normalize
-from store.errors import RuntapError
-from store.writer import StoreWriter
+from runtap.addon.flows import to_exchange
+from runtap.addon.normalize import normalize
+from runtap.errors import RuntapError
+from runtap.store.writer import StoreWriter
 
 log = logging.getLogger("runtap.addon")
 
@@ -50,8 +50,13 @@ def serve(stdin, stdout) -> int:
     finally:
         writer.close()
     stats = writer.stats()
-    log.info("runtap recorder: %d exchanges seen, %d rows written, %d dropped, %d rejected",
-             exchanges, sum(stats.rows_written.values()), stats.dropped, stats.rejected)
+    log.info(
+        "runtap recorder: %d exchanges seen, %d rows written, %d dropped, %d rejected",
+        exchanges,
+        sum(stats.rows_written.values()),
+        stats.dropped,
+        stats.rejected,
+    )
     return 0
 
 
@@ -79,8 +84,9 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     level = sys.argv[1] if len(sys.argv) > 1 else "INFO"
-    logging.basicConfig(stream=sys.stderr, level=level,
-                        format="[%(asctime)s.%(msecs)03d] %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        stream=sys.stderr, level=level, format="[%(asctime)s.%(msecs)03d] %(message)s", datefmt="%H:%M:%S"
+    )
     sys.exit(serve(sys.stdin.buffer, sys.stdout.buffer))
 
 

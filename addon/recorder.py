@@ -20,21 +20,20 @@ from datetime import UTC, datetime
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.mode_specs import ProxyMode
 
-from addon.flows import captured_from_flow
-from addon.record_sink import RecordSink
-from addon.redact import DEFAULT_REDACTED
-from addon.routes import match_route
-from addon.stream_tap import StreamTap
-from store.errors import RuntapError
-from store.version import tool_version
-from store.paths import check_store_path
-from store.writer import DEFAULT_MAX_QUEUED_ROWS
+from runtap.addon.flows import captured_from_flow
+from runtap.addon.record_sink import RecordSink
+from runtap.addon.redact import DEFAULT_REDACTED
+from runtap.addon.routes import match_route
+from runtap.addon.stream_tap import StreamTap
+from runtap.errors import RuntapError
+from runtap.store.paths import check_store_path
+from runtap.store.version import tool_version
+from runtap.store.writer import DEFAULT_MAX_QUEUED_ROWS
 
 log = logging.getLogger("runtap.addon")
 
 # mitmproxy's termlog verbosity -> the recorder process's logging level
 _LOG_LEVELS = {"error": "ERROR", "warn": "WARNING", "info": "INFO", "alert": "INFO", "debug": "DEBUG"}
-
 
 
 class Recorder:
@@ -60,7 +59,9 @@ class Recorder:
             "runtap_upstream", str, "", "Upstream written to the capture record (default: from the mode)."
         )
         loader.add_option(
-            "runtap_max_queued_rows", int, DEFAULT_MAX_QUEUED_ROWS,
+            "runtap_max_queued_rows",
+            int,
+            DEFAULT_MAX_QUEUED_ROWS,
             "Rows kept in memory while the store cannot be written (a reader holds the file, the disk "
             "is full); past it new rows are dropped, with a warning.",
         )
@@ -133,8 +134,13 @@ class Recorder:
             "source": "proxy",
         }
         level = _LOG_LEVELS.get(getattr(ctx.options, "termlog_verbosity", "info"), "INFO")
-        sink = RecordSink(ctx.options.runtap_db, capture, redact=self._redact_extra,
-                          max_queued_rows=ctx.options.runtap_max_queued_rows, log_level=level)
+        sink = RecordSink(
+            ctx.options.runtap_db,
+            capture,
+            redact=self._redact_extra,
+            max_queued_rows=ctx.options.runtap_max_queued_rows,
+            log_level=level,
+        )
         try:
             sink.start()
         except RuntapError as exc:  # keep proxying: traffic matters more than the recording

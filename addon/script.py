@@ -3,6 +3,6 @@
 Needs runtap installed in mitmproxy's Python environment (the addon imports its packages).
 """
 
-from addon.recorder import Recorder
+from runtap.addon.recorder import Recorder
 
 addons = [Recorder()]

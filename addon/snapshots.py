@@ -93,8 +93,9 @@ def _usage(obj: dict, seen: Observation) -> tuple[bool, int | None, int | None, 
     return True, tokens[0], tokens[1], tokens[2]
 
 
-def run_row(obj: dict, raw: str, seen: Observation, *, seq: int, observed_at: datetime | None,
-            source: str, event: str | None) -> dict:
+def run_row(
+    obj: dict, raw: str, seen: Observation, *, seq: int, observed_at: datetime | None, source: str, event: str | None
+) -> dict:
     """One ``run_snapshots`` row for a run object; `raw` is its JSON text as received."""
     has_usage, prompt, completion, total = _usage(obj, seen)
     last_error = _dict(obj.get("last_error"))
@@ -128,8 +129,17 @@ def run_row(obj: dict, raw: str, seen: Observation, *, seq: int, observed_at: da
     }
 
 
-def step_row(obj: dict, raw: str, details: Any, seen: Observation, *, seq: int,
-             observed_at: datetime | None, source: str, event: str | None) -> dict:
+def step_row(
+    obj: dict,
+    raw: str,
+    details: Any,
+    seen: Observation,
+    *,
+    seq: int,
+    observed_at: datetime | None,
+    source: str,
+    event: str | None,
+) -> dict:
     """One ``step_snapshots`` row; `details` is the step_details to store (deltas accumulated)."""
     has_usage, prompt, completion, total = _usage(obj, seen)
     # The spec names it expired_at; the hosted API sent expires_at.
@@ -176,8 +186,16 @@ def _call_fields(call: dict) -> tuple[str | None, str | None, str | None]:
     return None, None, None
 
 
-def tool_call_rows(calls: Any, seen: Observation, *, seq: int, observed_at: datetime | None,
-                   source: str, run_id: str | None, step_id: str | None) -> list[dict]:
+def tool_call_rows(
+    calls: Any,
+    seen: Observation,
+    *,
+    seq: int,
+    observed_at: datetime | None,
+    source: str,
+    run_id: str | None,
+    step_id: str | None,
+) -> list[dict]:
     """``tool_call_snapshots`` rows for a list of tool calls (from required_action or a step)."""
     if not isinstance(calls, list):
         if calls is not None:
@@ -189,19 +207,21 @@ def tool_call_rows(calls: Any, seen: Observation, *, seq: int, observed_at: date
             seen.note(f"{source} tool call is not an object")
             continue
         name, arguments, output = _call_fields(call)
-        rows.append({
-            "exchange_id": seen.exchange_id,
-            "seq": seq,
-            "observed_at": observed_at,
-            "source": source,
-            "run_id": run_id,
-            "step_id": step_id,
-            "tool_call_id": _text(call.get("id")),
-            "type": _text(call.get("type")),
-            "function_name": name,
-            "arguments": arguments,
-            "output": output,
-        })
+        rows.append(
+            {
+                "exchange_id": seen.exchange_id,
+                "seq": seq,
+                "observed_at": observed_at,
+                "source": source,
+                "run_id": run_id,
+                "step_id": step_id,
+                "tool_call_id": _text(call.get("id")),
+                "type": _text(call.get("type")),
+                "function_name": name,
+                "arguments": arguments,
+                "output": output,
+            }
+        )
     return rows
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from addon.accumulate import StepDeltas
-from addon.exchange import Exchange
-from addon.snapshots import (
+from runtap.addon.accumulate import StepDeltas
+from runtap.addon.exchange import Exchange
+from runtap.addon.snapshots import (
     Observation,
     epoch,
     loads,
@@ -22,7 +22,7 @@ from addon.snapshots import (
     step_row,
     tool_call_rows,
 )
-from addon.sse import parse_sse_text
+from runtap.addon.sse import parse_sse_text
 
 _KIND_BY_OBJECT = {
     "thread.run": "run",
@@ -62,8 +62,14 @@ class _Stream:
         row = run_row(obj, raw, self.seen, seq=seq, observed_at=observed_at, source="sse", event=event)
         self.rows["run_snapshots"].append(row)
         self.rows["tool_call_snapshots"] += tool_call_rows(
-            required_action_calls(obj), self.seen, seq=seq, observed_at=observed_at,
-            source="required_action", run_id=row["run_id"], step_id=None)
+            required_action_calls(obj),
+            self.seen,
+            seq=seq,
+            observed_at=observed_at,
+            source="required_action",
+            run_id=row["run_id"],
+            step_id=None,
+        )
         if "run_id" not in self.learned:
             self.learned["run_id"] = row["run_id"]
             self.learned.setdefault("thread_id", row["thread_id"])
@@ -74,13 +80,18 @@ class _Stream:
         if isinstance(step_id, str):
             details = self.deltas.merged(step_id, details)
             self.unsettled.pop(step_id, None)
-        row = step_row(obj, raw, details, self.seen, seq=seq, observed_at=observed_at,
-                       source="sse", event=event)
+        row = step_row(obj, raw, details, self.seen, seq=seq, observed_at=observed_at, source="sse", event=event)
         self.rows["step_snapshots"].append(row)
         self.run_of_step[row["step_id"]] = row["run_id"]
         self.rows["tool_call_snapshots"] += tool_call_rows(
-            step_calls(details), self.seen, seq=seq, observed_at=observed_at,
-            source="step", run_id=row["run_id"], step_id=row["step_id"])
+            step_calls(details),
+            self.seen,
+            seq=seq,
+            observed_at=observed_at,
+            source="step",
+            run_id=row["run_id"],
+            step_id=row["step_id"],
+        )
 
     def delta(self, obj: dict, seq: int, observed_at: datetime | None) -> None:
         step_id = obj.get("id")
@@ -94,9 +105,14 @@ class _Stream:
         """Tool calls known only from deltas (no later step snapshot in the stream) get rows too."""
         for step_id, (seq, observed_at) in self.unsettled.items():
             self.rows["tool_call_snapshots"] += tool_call_rows(
-                step_calls(self.deltas.details(step_id)), self.seen, seq=seq,
-                observed_at=observed_at, source="step", run_id=self.run_of_step.get(step_id),
-                step_id=step_id)
+                step_calls(self.deltas.details(step_id)),
+                self.seen,
+                seq=seq,
+                observed_at=observed_at,
+                source="step",
+                run_id=self.run_of_step.get(step_id),
+                step_id=step_id,
+            )
 
 
 def _error_text(obj: Any) -> str:
@@ -132,15 +148,17 @@ def stream_rows(exchange: Exchange, text: str, rows: dict[str, list[dict]], seen
         is_dict = isinstance(obj, dict)
         object_id = obj.get("id") if is_dict else None
         object_type = obj.get("object") if is_dict else None
-        rows["sse_events"].append({
-            "exchange_id": exchange.exchange_id,
-            "seq": ev.seq,
-            "event": ev.event,
-            "received_at": received_at,
-            "object_id": object_id if isinstance(object_id, str) else None,
-            "object_type": object_type if isinstance(object_type, str) else None,
-            "data_bytes": len(data) if data.isascii() else len(data.encode("utf-8", "replace")),
-        })
+        rows["sse_events"].append(
+            {
+                "exchange_id": exchange.exchange_id,
+                "seq": ev.seq,
+                "event": ev.event,
+                "received_at": received_at,
+                "object_id": object_id if isinstance(object_id, str) else None,
+                "object_type": object_type if isinstance(object_type, str) else None,
+                "data_bytes": len(data) if data.isascii() else len(data.encode("utf-8", "replace")),
+            }
+        )
         if not is_dict:
             continue
         if ev.event == "error":

@@ -7,15 +7,21 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")  # no display; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
-import polars as pl  # noqa: E402
+import matplotlib.pyplot as plt
+import polars as pl
 
 plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "figure.dpi": 96})
 
 # Where each known status sits in the transition diagram (x: life-cycle stage, y: lane).
 _POSITIONS = {
-    "queued": (0.0, 0.5), "in_progress": (1.0, 0.5), "requires_action": (1.0, 1.4), "cancelling": (1.0, -0.5),
-    "completed": (2.2, 1.4), "incomplete": (2.2, 0.8), "failed": (2.2, 0.2), "cancelled": (2.2, -0.4),
+    "queued": (0.0, 0.5),
+    "in_progress": (1.0, 0.5),
+    "requires_action": (1.0, 1.4),
+    "cancelling": (1.0, -0.5),
+    "completed": (2.2, 1.4),
+    "incomplete": (2.2, 0.8),
+    "failed": (2.2, 0.2),
+    "cancelled": (2.2, -0.4),
     "expired": (2.2, -1.0),
 }
 
@@ -25,7 +31,7 @@ def _svg(fig) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def latency_boxplot(exchange_timings: pl.DataFrame) -> str | None:
@@ -35,8 +41,13 @@ def latency_boxplot(exchange_timings: pl.DataFrame) -> str | None:
         return None
     groups = timed.group_by("operation").agg(pl.col("duration_ms")).sort("operation", nulls_last=True)
     fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * groups.height))
-    ax.boxplot(groups["duration_ms"].to_list(), orientation="horizontal", showfliers=True,
-               tick_labels=[str(op) for op in groups["operation"]], flierprops={"markersize": 2})
+    ax.boxplot(
+        groups["duration_ms"].to_list(),
+        orientation="horizontal",
+        showfliers=True,
+        tick_labels=[str(op) for op in groups["operation"]],
+        flierprops={"markersize": 2},
+    )
     ax.set_xscale("log")
     ax.set_xlabel("duration (ms, request start to response end, log scale)")
     ax.set_title("Latency per operation")
@@ -48,8 +59,10 @@ def tokens_over_time(daily_usage: pl.DataFrame, prices: pl.DataFrame) -> str | N
     daily = (
         daily_usage.filter(pl.col("total_tokens").is_not_null())
         .join(prices, on="model", how="left", nulls_equal=True)
-        .with_columns(cost_usd=pl.col("prompt_tokens") * pl.col("input_usd_per_token")
-                      + pl.col("completion_tokens") * pl.col("output_usd_per_token"))
+        .with_columns(
+            cost_usd=pl.col("prompt_tokens") * pl.col("input_usd_per_token")
+            + pl.col("completion_tokens") * pl.col("output_usd_per_token")
+        )
         .sort("day")
     )
     if daily.is_empty():
@@ -86,14 +99,29 @@ def transition_diagram(transition_counts: pl.DataFrame) -> str | None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for row in transition_counts.iter_rows(named=True):
         start, end = positions[row["from_status"]], positions[row["to_status"]]
-        ax.annotate("", xy=end, xytext=start, arrowprops={
-            "arrowstyle": "-|>", "connectionstyle": "arc3,rad=0.15", "shrinkA": 28, "shrinkB": 28,
-            "lw": 0.8 + 3.5 * row["count"] / top, "color": "#4a6fa5"})
+        ax.annotate(
+            "",
+            xy=end,
+            xytext=start,
+            arrowprops={
+                "arrowstyle": "-|>",
+                "connectionstyle": "arc3,rad=0.15",
+                "shrinkA": 28,
+                "shrinkB": 28,
+                "lw": 0.8 + 3.5 * row["count"] / top,
+                "color": "#4a6fa5",
+            },
+        )
         mid = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.08)
         ax.text(*mid, f"{row['count']:,}", ha="center", fontsize=8, color="#223")
     for status in statuses:
-        ax.text(*positions[status], status, ha="center", va="center",
-                bbox={"boxstyle": "round", "fc": "#eef2f8", "ec": "#4a6fa5"})
+        ax.text(
+            *positions[status],
+            status,
+            ha="center",
+            va="center",
+            bbox={"boxstyle": "round", "fc": "#eef2f8", "ec": "#4a6fa5"},
+        )
     xs, ys = zip(*(positions[s] for s in statuses), strict=True)
     ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
     ax.set_ylim(min(ys) - 0.4, max(ys) + 0.4)

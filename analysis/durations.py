@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from analysis.exprs import quantile_columns
+from runtap.analysis.exprs import quantile_columns
 
 _PHASES = ("queue", "execution", "end_to_end", "requires_action")
 

@@ -12,7 +12,7 @@ the benchmark store), so its cost decides the reports' speed. Two things keep it
 
 from __future__ import annotations
 
-from analysis.filters import Filters
+from runtap.analysis.filters import Filters
 
 TERMINAL = ("completed", "failed", "cancelled", "expired", "incomplete")
 

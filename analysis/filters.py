@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from store.errors import RuntapError
+from runtap.errors import RuntapError
 
 
 def parse_instant(value: str, *, end_of_day: bool = False) -> dt.datetime:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from store.errors import RuntapError
+from runtap.errors import RuntapError
 
 FORMATS = ("table", "json", "csv", "markdown")
 NULL_MARK = "—"

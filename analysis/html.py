@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import datetime as dt
 import html
+from collections.abc import Sequence
 
 import polars as pl
 
-from analysis import charts
-from analysis.filters import Filters
-from analysis.formats import NULL_MARK, cell
-from analysis.registry import REPORTS, build_report, load_inputs
-from analysis.loader import is_empty, prepare
-from store.multi import open_sources
+from runtap.analysis import charts
+from runtap.analysis.filters import Filters
+from runtap.analysis.formats import NULL_MARK, cell
+from runtap.analysis.loader import is_empty, prepare
+from runtap.analysis.registry import REPORTS, build_report, load_inputs
+from runtap.store.multi import open_sources
 
 # What the charts draw, besides the reports' own inputs.
 CHART_INPUTS = ("exchange_timings", "daily_usage", "transition_counts")
@@ -39,7 +38,7 @@ def _table(frame: pl.DataFrame) -> str:
             css = "null" if text is None else ("num" if column in numeric else "")
             cells.append(f'<td class="{css}">{html.escape(NULL_MARK if text is None else text)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<div class=\"wide\"><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
 def render_html(frames: dict[str, pl.LazyFrame], filters: Filters, source: str) -> str:
@@ -50,9 +49,12 @@ def render_html(frames: dict[str, pl.LazyFrame], filters: Filters, source: str) 
         charts.tokens_over_time(collected["daily_usage"], collected["prices"]),
         charts.transition_diagram(collected["transition_counts"]),
     ]
-    body = [f"<h1>runtap report</h1><p>Store: {html.escape(source)} &middot; generated "
-            f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} &middot; filters: "
-            f"{html.escape(_describe(filters))}</p>", "<h2>Charts</h2>"]
+    body = [
+        f"<h1>runtap report</h1><p>Store: {html.escape(source)} &middot; generated "
+        f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} &middot; filters: "
+        f"{html.escape(_describe(filters))}</p>",
+        "<h2>Charts</h2>",
+    ]
     body += [f"<figure>{svg}</figure>" for svg in figures if svg]
     for name, spec in REPORTS.items():
         result = build_report(spec, frames)
@@ -62,8 +64,10 @@ def render_html(frames: dict[str, pl.LazyFrame], filters: Filters, source: str) 
                 body.append(f"<h3>{html.escape(section)}</h3>")
             body.append(_table(frame))
         body += [f'<p class="note">note: {html.escape(n)}</p>' for n in result.notes]
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>runtap report</title>'
-            f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>")
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>runtap report</title>'
+        f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>"
+    )
 
 
 def _describe(filters: Filters) -> str:

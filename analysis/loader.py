@@ -16,8 +16,8 @@ from collections.abc import Callable
 import duckdb
 import polars as pl
 
-from analysis.facts import ORDER_BY, ORDER_KEY, matching_runs, restrict
-from analysis.filters import Filters
+from runtap.analysis.facts import ORDER_BY, ORDER_KEY, matching_runs, restrict
+from runtap.analysis.filters import Filters
 
 
 def _token_sums() -> str:
@@ -37,28 +37,48 @@ def _per_run(con, filters: Filters, facts: tuple[str, ...], select: str) -> pl.L
 
 def load_usage_by_model(con, filters: Filters) -> pl.LazyFrame:
     """Per model: runs, runs_with_usage and the token sums of those (NULL when no run had usage)."""
-    return _per_run(con, filters, ("model", "usage"), f"""
+    return _per_run(
+        con,
+        filters,
+        ("model", "usage"),
+        f"""
         SELECT model, count(*) AS runs, count(usage) AS runs_with_usage, {_token_sums()}
-        FROM matching GROUP BY model""")
+        FROM matching GROUP BY model""",
+    )
 
 
 def load_outcomes(con, filters: Filters) -> pl.LazyFrame:
     """Per model and final status: runs and token sums (NULL when no run of the group had usage)."""
-    return _per_run(con, filters, ("model", "status", "usage"), f"""
-        SELECT model, status, count(*) AS runs, {_token_sums()} FROM matching GROUP BY model, status""")
+    return _per_run(
+        con,
+        filters,
+        ("model", "status", "usage"),
+        f"""
+        SELECT model, status, count(*) AS runs, {_token_sums()} FROM matching GROUP BY model, status""",
+    )
 
 
 def load_endings(con, filters: Filters) -> pl.LazyFrame:
     """Runs per final status, last_error_code and incomplete_reason."""
-    return _per_run(con, filters, ("status", "last_error_code", "incomplete_reason"), """
-        SELECT status, last_error_code, incomplete_reason, count(*) AS runs FROM matching GROUP BY ALL""")
+    return _per_run(
+        con,
+        filters,
+        ("status", "last_error_code", "incomplete_reason"),
+        """
+        SELECT status, last_error_code, incomplete_reason, count(*) AS runs FROM matching GROUP BY ALL""",
+    )
 
 
 def load_daily_usage(con, filters: Filters) -> pl.LazyFrame:
     """Per UTC day of creation (or first sight) and model: token sums of runs with usage."""
-    return _per_run(con, filters, ("model", "usage", "created_at", "first_observed_at"), f"""
+    return _per_run(
+        con,
+        filters,
+        ("model", "usage", "created_at", "first_observed_at"),
+        f"""
         SELECT date_trunc('day', coalesce(created_at, first_observed_at)) AS day, model, {_token_sums()}
-        FROM matching WHERE usage IS NOT NULL GROUP BY ALL""")
+        FROM matching WHERE usage IS NOT NULL GROUP BY ALL""",
+    )
 
 
 def load_transition_counts(con, filters: Filters) -> pl.LazyFrame:

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from analysis import durations, latency, steps, summary, tokens, transitions
-from analysis.costs import price_table
-from analysis.filters import Filters
-from analysis.loader import LOADERS, is_empty, prepare
-from store.multi import open_sources
+from runtap.analysis import durations, latency, steps, summary, tokens, transitions
+from runtap.analysis.costs import price_table
+from runtap.analysis.filters import Filters
+from runtap.analysis.loader import LOADERS, is_empty, prepare
+from runtap.store.multi import open_sources
 
 Sections = dict[str, pl.DataFrame]
 

@@ -24,10 +24,21 @@ def screenshot(html_path: str, png_path: str, *, height: int = 3000) -> None:
         raise SystemExit("chromium not found (apt-get install -y chromium)")
     url = pathlib.Path(html_path).resolve().as_uri()
     subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",  # no network: offline proof
-         f"--window-size=1200,{height}", f"--screenshot={png_path}", url],
-        check=True, capture_output=True, timeout=60,
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--proxy-server=127.0.0.1:9",
+            "--proxy-bypass-list=<-loopback>",  # no network: offline proof
+            f"--window-size=1200,{height}",
+            f"--screenshot={png_path}",
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     pixels = matplotlib.image.imread(png_path)
     if pixels.std() < 0.01:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from analysis.exprs import nullable_sum, ratio
+from runtap.analysis.exprs import nullable_sum, ratio
 
 
 def steps(step_cube: pl.LazyFrame) -> dict[str, pl.LazyFrame]:

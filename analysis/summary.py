@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from analysis.costs import cost_usd
-from analysis.exprs import nullable_sum, ratio
-from analysis.facts import TERMINAL
+from runtap.analysis.costs import cost_usd
+from runtap.analysis.exprs import nullable_sum, ratio
+from runtap.analysis.facts import TERMINAL
 
 # Statuses with their own column; anything else still running when last seen is `in_flight`.
 _ENDINGS = ("completed", "failed", "cancelled", "expired", "incomplete")

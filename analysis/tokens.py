@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from analysis.costs import cost_usd
-from analysis.exprs import ratio
+from runtap.analysis.costs import cost_usd
+from runtap.analysis.exprs import ratio
 
 TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from analysis.exprs import ratio
-from analysis.facts import TERMINAL
+from runtap.analysis.exprs import ratio
+from runtap.analysis.facts import TERMINAL
 
 
 def transitions(transition_counts: pl.LazyFrame, endings: pl.LazyFrame) -> dict[str, pl.LazyFrame]:

@@ -24,9 +24,9 @@ import time
 
 import duckdb
 
-from analysis import REPORTS, Filters, run_report
-from store.reader import open_store
-from store.schema import all_ddl
+from runtap.analysis import REPORTS, Filters, run_report
+from runtap.store.reader import open_store
+from runtap.store.schema import all_ddl
 
 MODELS = "['gpt-4o', 'gpt-4o-mini', 'o3-mini', 'gpt-4-turbo', 'in-house-llm']"
 # Ten observed statuses per run, one path per run kind (run index % 10): polls that skip
@@ -116,8 +116,10 @@ BUILD = [
         FROM range(({n} + 249999) // 250000) t(c)""",
 ]
 
-K = ("(coalesce(epoch_us(observed_at), 0)::HUGEINT * 4722366482869645213696"
-     " + coalesce(epoch_us(request_started_at), 0)::HUGEINT * 1048576 + coalesce(seq, 0))")
+K = (
+    "(coalesce(epoch_us(observed_at), 0)::HUGEINT * 4722366482869645213696"
+    " + coalesce(epoch_us(request_started_at), 0)::HUGEINT * 1048576 + coalesce(seq, 0))"
+)
 PER_RUN = f"""(SELECT run_id, arg_max_null(model, k) AS model, arg_max_null(assistant_id, k) AS assistant_id,
     arg_max_null(status, k) AS status, arg_max_null(created_at, k) AS created_at,
     arg_max_null(started_at, k) AS started_at,
@@ -176,7 +178,8 @@ SQL = {
             FROM (SELECT *, {K} AS k FROM step_snapshots) GROUP BY step_id),
         tc AS (SELECT step_id, string_agg(DISTINCT coalesce(function_name, type), '+') AS tool,
                count(DISTINCT tool_call_id) AS n FROM tool_call_snapshots GROUP BY step_id)
-        SELECT type, tool, count(*), count(*) FILTER (WHERE status = 'failed'), sum(n), sum(p), sum(c), sum(t), avg(d), max(d)
+        SELECT type, tool, count(*), count(*) FILTER (WHERE status = 'failed'), sum(n), sum(p), sum(c), sum(t),
+               avg(d), max(d)
         FROM s LEFT JOIN tc USING (step_id) GROUP BY ALL""",
 }
 
@@ -211,14 +214,22 @@ def measure(path: str, name: str, kind: str) -> dict:
         with open_store(path) as con:
             con.sql("SET enable_progress_bar = false")
             con.sql(SQL[name]).pl()
-    return {"wall_s": time.perf_counter() - start, "cpu_s": _cpu_seconds() - cpu,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "wall_s": time.perf_counter() - start,
+        "cpu_s": _cpu_seconds() - cpu,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def measure_in_child(path: str, name: str, kind: str) -> dict:
     """`measure` in a fresh interpreter, so peak RSS belongs to this one measurement."""
-    out = subprocess.run([sys.executable, __file__, "--db", path, "--measure", name, kind],
-                         check=True, capture_output=True, text=True, timeout=600).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "--db", path, "--measure", name, kind],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -237,13 +248,17 @@ def main() -> None:
     if not os.path.exists(path):
         start = time.perf_counter()
         build_store(path, args.runs)
-        print(f"built {path}: {args.runs:,} runs in {time.perf_counter() - start:.1f} s, "
-              f"{os.path.getsize(path) / 2**20:.0f} MB")
+        print(
+            f"built {path}: {args.runs:,} runs in {time.perf_counter() - start:.1f} s, "
+            f"{os.path.getsize(path) / 2**20:.0f} MB"
+        )
     with open_store(path) as con:
         counts = con.sql("SELECT (SELECT count(*) FROM run_snapshots), (SELECT count(*) FROM exchanges)").fetchall()[0]
     load_before = os.getloadavg()
-    print(f"run_snapshots {counts[0]:,}, exchanges {counts[1]:,}; median of {args.repeat}, "
-          f"{os.cpu_count()} CPUs, load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
+    print(
+        f"run_snapshots {counts[0]:,}, exchanges {counts[1]:,}; median of {args.repeat}, "
+        f"{os.cpu_count()} CPUs, load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"
+    )
     samples: dict[tuple[str, str], list[dict]] = {}
     for _ in range(args.repeat):
         for name in REPORTS:
@@ -253,13 +268,17 @@ def main() -> None:
     def median(name: str, kind: str, field: str) -> float:
         return statistics.median(sample[field] for sample in samples[(name, kind)])
 
-    print(f"{'report':<12} {'runtap s':>9} {'SQL s':>7} {'ratio':>6} {'CPU ratio':>9} "
-          f"{'runtap RSS MB':>13} {'SQL RSS MB':>10}")
+    print(
+        f"{'report':<12} {'runtap s':>9} {'SQL s':>7} {'ratio':>6} {'CPU ratio':>9} "
+        f"{'runtap RSS MB':>13} {'SQL RSS MB':>10}"
+    )
     for name in REPORTS:
         ours, sql = median(name, "runtap", "wall_s"), median(name, "sql", "wall_s")
         cpu_ratio = median(name, "runtap", "cpu_s") / median(name, "sql", "cpu_s")
-        print(f"{name:<12} {ours:9.3f} {sql:7.3f} {ours / sql:6.2f} {cpu_ratio:9.2f} "
-              f"{median(name, 'runtap', 'peak_rss_mb'):13.0f} {median(name, 'sql', 'peak_rss_mb'):10.0f}")
+        print(
+            f"{name:<12} {ours:9.3f} {sql:7.3f} {ours / sql:6.2f} {cpu_ratio:9.2f} "
+            f"{median(name, 'runtap', 'peak_rss_mb'):13.0f} {median(name, 'sql', 'peak_rss_mb'):10.0f}"
+        )
     load_after = os.getloadavg()
     print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     if not args.db:

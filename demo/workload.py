@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from openai import AssistantEventHandler, OpenAI
 
-from simulator.demo_assistants import ASSISTANTS
+from runtap.simulator.demo_assistants import ASSISTANTS
 
 WEATHER, WRITER = (a["id"] for a in ASSISTANTS)
 # Without a hint the simulator picks outcomes by seed; the happy paths are pinned explicitly.
@@ -32,8 +32,7 @@ class WorkloadResult:
     def add(self, run) -> None:
         """Remember a run's final state as the client saw it."""
         usage = run.usage.model_dump() if run.usage else None
-        self.runs[run.id] = {"status": run.status, "model": run.model, "usage": usage,
-                             "thread_id": run.thread_id}
+        self.runs[run.id] = {"status": run.status, "model": run.model, "usage": usage, "thread_id": run.thread_id}
 
 
 def _tool_outputs(run) -> list[dict]:
@@ -62,9 +61,7 @@ def _polled_tool_run(client: OpenAI, result: WorkloadResult, question: str) -> N
     runs = client.beta.threads.runs
     thread = client.beta.threads.create(messages=[{"role": "user", "content": question}])
     result.threads.append(thread.id)
-    run = runs.create_and_poll(
-        thread_id=thread.id, assistant_id=WEATHER, metadata=COMPLETE, poll_interval_ms=50
-    )
+    run = runs.create_and_poll(thread_id=thread.id, assistant_id=WEATHER, metadata=COMPLETE, poll_interval_ms=50)
     while run.status == "requires_action":
         run = runs.submit_tool_outputs_and_poll(
             run_id=run.id, thread_id=thread.id, tool_outputs=_tool_outputs(run), poll_interval_ms=50
@@ -110,8 +107,11 @@ def _outcome_run(client: OpenAI, result: WorkloadResult, outcome: str, model: st
     thread = client.beta.threads.create(messages=[{"role": "user", "content": f"Summarise ({outcome})."}])
     result.threads.append(thread.id)
     run = runs.create_and_poll(
-        thread_id=thread.id, assistant_id=WRITER, model=model,
-        metadata={"sim_outcome": outcome}, poll_interval_ms=50,
+        thread_id=thread.id,
+        assistant_id=WRITER,
+        model=model,
+        metadata={"sim_outcome": outcome},
+        poll_interval_ms=50,
     )
     result.add(run)
     # Page through the thread's runs one at a time, as a UI listing would.

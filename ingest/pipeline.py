@@ -30,13 +30,13 @@ from datetime import UTC, datetime
 
 from mitmproxy import http
 
-from addon.flows import captured_from_flow
-from addon.routes import match_route
-from ingest.seen import SeenIds
-from ingest.sources import FlowSource, FlowState, detect_format
-from ingest.worker import StoreProcess
-from store.errors import RuntapError
-from store.version import tool_version
+from runtap.addon.flows import captured_from_flow
+from runtap.addon.routes import match_route
+from runtap.errors import RuntapError
+from runtap.ingest.seen import SeenIds
+from runtap.ingest.sources import FlowSource, FlowState, detect_format
+from runtap.ingest.worker import StoreProcess
+from runtap.store.version import tool_version
 
 log = logging.getLogger("runtap.ingest")
 
@@ -82,8 +82,9 @@ class IngestReport:
 Progress = Callable[[FileReport], None]
 
 
-def ingest_files(paths: Sequence[str], db: str, *, redact_extra: Iterable[str] = (),
-                 progress: Progress | None = None) -> IngestReport:
+def ingest_files(
+    paths: Sequence[str], db: str, *, redact_extra: Iterable[str] = (), progress: Progress | None = None
+) -> IngestReport:
     """Ingest mitmproxy flow files and HAR files into the store at `db`; return the counts.
 
     Every file is checked first (missing, empty, neither format: RuntapError, nothing written).
@@ -95,8 +96,7 @@ def ingest_files(paths: Sequence[str], db: str, *, redact_extra: Iterable[str] =
     formats = [detect_format(path) for path in paths]
     report = IngestReport(db)
     started = time.perf_counter()
-    store = StoreProcess(db, redact_extra=tuple(redact_extra), batch_rows=BATCH_ROWS,
-                         max_queued_rows=MAX_QUEUED_ROWS)
+    store = StoreProcess(db, redact_extra=tuple(redact_extra), batch_rows=BATCH_ROWS, max_queued_rows=MAX_QUEUED_ROWS)
     store.start()
     try:
         seen = SeenIds.load(db)
@@ -115,13 +115,16 @@ def ingest_files(paths: Sequence[str], db: str, *, redact_extra: Iterable[str] =
         reasons = "; ".join(f"{f.path}: {f.stopped}" for f in report.files if f.stopped)
         raise RuntapError(f"nothing could be read{': ' + reasons if reasons else ' (no flows in the files)'}")
     if report.rows_lost:
-        raise RuntapError(f"{report.rows_lost} rows could not be written to {db} "
-                          f"({result.last_error or 'store busy'}); run the same ingest again to add them")
+        raise RuntapError(
+            f"{report.rows_lost} rows could not be written to {db} "
+            f"({result.last_error or 'store busy'}); run the same ingest again to add them"
+        )
     return report
 
 
-def _ingest_one(index: int, source: FlowSource, report: FileReport, store: StoreProcess, seen: SeenIds,
-                progress: Progress | None) -> None:
+def _ingest_one(
+    index: int, source: FlowSource, report: FileReport, store: StoreProcess, seen: SeenIds, progress: Progress | None
+) -> None:
     capture_id = str(uuid.uuid4())
     for n, item in enumerate(source.flows(), 1):
         if n % PROGRESS_EVERY == 0 and progress is not None:
@@ -146,7 +149,7 @@ def _ingest_one(index: int, source: FlowSource, report: FileReport, store: Store
                 # Building the flow object is the costly half of reading: the store process does
                 # it, unless it is the one behind (then this process takes its share).
                 payload = captured_from_flow(item if payload is None else payload.to_flow())
-        except Exception as exc:  # noqa: BLE001 - a flow object with odd state costs that flow only
+        except Exception as exc:  # a flow object with odd state costs that flow only
             report.errors += 1
             log.error("could not read flow %s of %s: %s", flow_id, source.path, exc)
             continue
@@ -183,4 +186,3 @@ def _capture_row(capture_id: str, path: str, upstream: str) -> dict:
         "tool_version": tool_version(),
         "source": os.path.abspath(path),
     }
-

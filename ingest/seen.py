@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from store.reader import connect_with_retry
+from runtap.store.reader import connect_with_retry
 
 _MERGE_EVERY = 100_000
 _FETCH = 100_000

@@ -1,8 +1,9 @@
 """Read mitmproxy flows out of capture files: mitmproxy flow files and HAR, told apart by content.
 
 Flow files (tnetstring, from `mitmdump -w`) are read one flow at a time as mitmproxy's
-`FlowReader` does, but stop short of building the flow object (`FlowState`). HAR files are JSON with a `log` key; their entries are streamed with ijson (FlowReader
-would load the whole file and give up on it at the first bad entry) and each becomes a flow
+`FlowReader` does, but stop short of building the flow object (`FlowState`). HAR files are JSON
+with a `log` key; their entries are streamed with ijson (FlowReader would load the whole file
+and give up on it at the first bad entry) and each becomes a flow
 through mitmproxy's own `request_to_flow`. HAR has no flow ids, so an entry's id is derived from
 its content: the same entry read twice gets the same id, which is what keeps ingest idempotent.
 
@@ -23,7 +24,7 @@ from mitmproxy import flow as mflow
 from mitmproxy.io import compat, tnetstring
 from mitmproxy.io.har import request_to_flow
 
-from store.errors import RuntapError
+from runtap.errors import RuntapError
 
 FLOWS, HAR = "mitmproxy flows", "HAR"
 _BOM = b"\xef\xbb\xbf"
@@ -138,12 +139,14 @@ class FlowSource:
                 if not isinstance(loaded, dict):
                     raise ValueError(f"not a flow: {type(loaded).__name__}")
                 state = compat.migrate_flow(loaded)
-            except Exception as exc:  # noqa: BLE001 - ValueError/TypeError/IndexError from a damaged file
+            except Exception as exc:  # ValueError/TypeError/IndexError from a damaged file
                 if str(exc) == "not a tnetstring: empty file":
                     return  # the end of the file
                 truncated = fh.tell() >= size
-                self._stop(f"flow {self.flows_read + 1} at byte {start}",
-                           "the file ends inside this flow (truncated)" if truncated else exc)
+                self._stop(
+                    f"flow {self.flows_read + 1} at byte {start}",
+                    "the file ends inside this flow (truncated)" if truncated else exc,
+                )
                 return
             self.flows_read += 1
             self.offset = fh.tell()
@@ -165,7 +168,7 @@ class FlowSource:
             self.offset = fh.tell()
             try:
                 item = har_entry_to_flow(entry)
-            except Exception as exc:  # noqa: BLE001 - a malformed entry costs that entry only
+            except Exception as exc:  # a malformed entry costs that entry only
                 self.bad_entries += 1
                 self.first_bad_entry = self.first_bad_entry or f"HAR entry {number}: {type(exc).__name__}: {exc}"
                 continue
@@ -191,8 +194,9 @@ def har_entry_to_flow(entry: dict) -> mflow.Flow:
     item.id = str(uuid.uuid5(_HAR_ID_NAMESPACE, canonical))
     response = item.response
     if response.status_code == 0:
-        item.error = mflow.Error(str(entry["response"].get("_error") or "no response"),
-                                 timestamp=item.request.timestamp_end)
+        item.error = mflow.Error(
+            str(entry["response"].get("_error") or "no response"), timestamp=item.request.timestamp_end
+        )
         item.response = None
         return item
     receive = (entry.get("timings") or {}).get("receive")

@@ -16,11 +16,11 @@ import queue
 import signal
 from dataclasses import dataclass, field
 
-from addon.flows import CapturedFlow, captured_from_flow, to_exchange
-from addon.normalize import normalize
-from store.errors import RuntapError
-from store.paths import check_store_path
-from store.writer import StoreWriter
+from runtap.addon.flows import CapturedFlow, captured_from_flow, to_exchange
+from runtap.addon.normalize import normalize
+from runtap.errors import RuntapError
+from runtap.store.paths import check_store_path
+from runtap.store.writer import StoreWriter
 
 log = logging.getLogger("runtap.ingest")
 
@@ -47,7 +47,9 @@ class StoreProcess:
         self._inbox = ctx.Queue(maxsize=MAX_MESSAGES)
         self._outbox = ctx.Queue()
         self._process = ctx.Process(
-            target=_serve, name="runtap-ingest-store", daemon=True,
+            target=_serve,
+            name="runtap-ingest-store",
+            daemon=True,
             args=(db, redact_extra, batch_rows, max_queued_rows, self._inbox, self._outbox),
         )
         self._batch: list[tuple[int, str, CapturedFlow]] = []
@@ -110,8 +112,9 @@ class StoreProcess:
             raise RuntapError(f"the ingest's store process stopped unexpectedly (exit code {self._process.exitcode})")
 
 
-def _serve(db: str, redact_extra: tuple[str, ...], batch_rows: int, max_queued_rows: int,
-           inbox: mp.Queue, outbox: mp.Queue) -> None:
+def _serve(
+    db: str, redact_extra: tuple[str, ...], batch_rows: int, max_queued_rows: int, inbox: mp.Queue, outbox: mp.Queue
+) -> None:
     """The store process: open the writer, then handle messages until "close"."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -133,7 +136,7 @@ def _serve(db: str, redact_extra: tuple[str, ...], batch_rows: int, max_queued_r
                 try:
                     captured = item if isinstance(item, CapturedFlow) else captured_from_flow(item.to_flow())
                     rows = normalize(to_exchange(captured, capture_id), redact_extra=redact_extra)
-                except Exception as exc:  # noqa: BLE001 - a flow whose state mitmproxy cannot load, etc.
+                except Exception as exc:  # a flow whose state mitmproxy cannot load, etc.
                     result.errors[file_index] = result.errors.get(file_index, 0) + 1
                     log.error("could not read or normalize flow %s: %s", getattr(item, "id", "?"), exc)
                     continue

@@ -14,19 +14,27 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from addon.redact import DEFAULT_REDACTED, REDACTED
-from replay.idmap import IdMap
-from replay.matchers import FAILURE, Difference
-from replay.observe import Observation, merge_polls, observe
-from replay.sessions import Step
-from store.errors import RuntapError
-from store.reader import first_line
+from runtap.addon.redact import DEFAULT_REDACTED, REDACTED
+from runtap.errors import RuntapError
+from runtap.replay.idmap import IdMap
+from runtap.replay.matchers import FAILURE, Difference
+from runtap.replay.observe import Observation, merge_polls, observe
+from runtap.replay.sessions import Step
+from runtap.store.reader import first_line
 
 # Never resent: secrets (redacted in the store anyway), hop-by-hop and per-connection headers,
 # and what httpx computes itself.
 _DROPPED_HEADERS = {name.lower() for name in DEFAULT_REDACTED} | {
-    "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection",
-    "host", "content-length", "accept-encoding",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-connection",
+    "host",
+    "content-length",
+    "accept-encoding",
 }
 # A run in one of these states will not change without the client: stop polling.
 SETTLED = {"requires_action", "completed", "failed", "cancelled", "expired", "incomplete"}
@@ -59,21 +67,22 @@ def check_reachable(client: httpx.Client) -> None:
 def request_headers(recorded: tuple[tuple[str, str], ...], extra: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
     """Recorded headers minus secrets, hop-by-hop and redacted values, plus the given ones."""
     override = {name.lower() for name, _ in extra}
-    kept = [(n, v) for n, v in recorded
-            if n.lower() not in _DROPPED_HEADERS and n.lower() not in override and v != REDACTED]
+    kept = [
+        (n, v) for n, v in recorded if n.lower() not in _DROPPED_HEADERS and n.lower() not in override and v != REDACTED
+    ]
     return kept + list(extra)
 
 
-def send_step(client: httpx.Client, step: Step, ids: IdMap, headers: tuple[tuple[str, str], ...],
-              timeout: float) -> Sent:
+def send_step(
+    client: httpx.Client, step: Step, ids: IdMap, headers: tuple[tuple[str, str], ...], timeout: float
+) -> Sent:
     """Replay one logical step; ids in its path and body are rewritten first."""
     first = step.first
     target = ids.rewrite_target(first.target)
     body = ids.rewrite_body(first.request_body)
     missing = ids.missing(first.target + (first.request_body or ""))
     if missing:
-        why = (f"not sent: needs {', '.join(missing)}, which the replay never got a new id for "
-               "(an earlier step failed)")
+        why = f"not sent: needs {', '.join(missing)}, which the replay never got a new id for (an earlier step failed)"
         return Sent(None, target=target, notes=[Difference("$.request", None, None, FAILURE, why)])
     hdrs = request_headers(first.request_headers, headers)
     started = time.monotonic()
@@ -122,9 +131,13 @@ def _wait(client: httpx.Client, step: Step, target: str, hdrs, timeout: float):
             return merge_polls(polls), []
         pause = (poll_after_ms or DEFAULT_POLL_MS) / 1000
         if time.monotonic() + pause > deadline:
-            note = Difference("$.runs[0].status", wanted, status, FAILURE,
-                              f"timed out after {timeout:g}s waiting for the run to reach {wanted}; "
-                              f"it is still {status}")
+            note = Difference(
+                "$.runs[0].status",
+                wanted,
+                status,
+                FAILURE,
+                f"timed out after {timeout:g}s waiting for the run to reach {wanted}; it is still {status}",
+            )
             return merge_polls(polls), [note]
         time.sleep(pause)
 
@@ -139,4 +152,3 @@ def _recorded_outcome(step: Step) -> str | None:
 def _poll_after(response: httpx.Response) -> int | None:
     value = response.headers.get("openai-poll-after-ms")
     return int(value) if value and value.isdigit() else None
-

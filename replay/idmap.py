@@ -13,8 +13,8 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from replay import toolcalls
-from replay.observe import KINDS, Observation, required_tool_calls, step_tool_calls
+from runtap.replay import toolcalls
+from runtap.replay.observe import KINDS, Observation, required_tool_calls, step_tool_calls
 
 # Fields that reference objects the session created; assistant/file ids are deliberately absent.
 _REFERENCE_KEYS = {"id", "thread_id", "run_id", "step_id", "message_id", "tool_call_id"}
@@ -95,7 +95,8 @@ class IdMap:
             calls = (required_tool_calls(rec), required_tool_calls(rep))
         else:
             calls = (step_tool_calls(rec), step_tool_calls(rep))
-        for a, b in toolcalls.pair([toolcalls.from_raw(c) for c in calls[0]],
-                                   [toolcalls.from_raw(c) for c in calls[1]]):
+        for a, b in toolcalls.pair(
+            [toolcalls.from_raw(c) for c in calls[0]], [toolcalls.from_raw(c) for c in calls[1]]
+        ):
             if a is not None and b is not None:
                 self._learn(a.id, b.id)

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from replay import toolcalls
-from replay.observe import Observation, required_tool_calls, step_tool_calls
+from runtap.replay import toolcalls
+from runtap.replay.observe import Observation, required_tool_calls, step_tool_calls
 
 FAILURE, WARNING = "failure", "warning"
 TRANSIENT = {"queued", "in_progress", "cancelling"}  # statuses timing alone can change
@@ -46,8 +46,15 @@ def match_status_code(rec: Observation, rep: Observation) -> list[Difference]:
     if rec.status_code == rep.status_code:
         return []
     why = f": {rep.error}" if rep.error else ""
-    return [Difference("$.status_code", rec.status_code, rep.status_code, FAILURE,
-                       f"HTTP status {rec.status_code} recorded, {rep.status_code} replayed{why}")]
+    return [
+        Difference(
+            "$.status_code",
+            rec.status_code,
+            rep.status_code,
+            FAILURE,
+            f"HTTP status {rec.status_code} recorded, {rep.status_code} replayed{why}",
+        )
+    ]
 
 
 def match_events(rec: Observation, rep: Observation) -> list[Difference]:
@@ -60,8 +67,7 @@ def match_events(rec: Observation, rep: Observation) -> list[Difference]:
     i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     got = b[i] if i < len(b) else "end of stream"
     want = a[i] if i < len(a) else "end of stream"
-    return [Difference("$.events", a, b, FAILURE,
-                       f"stream events differ at #{i}: recorded {want}, replayed {got}")]
+    return [Difference("$.events", a, b, FAILURE, f"stream events differ at #{i}: recorded {want}, replayed {got}")]
 
 
 def match_runs(rec: Observation, rep: Observation, opts: MatchOptions) -> list[Difference]:
@@ -70,8 +76,13 @@ def match_runs(rec: Observation, rep: Observation, opts: MatchOptions) -> list[D
     diffs = _count("runs", runs_a, runs_b)
     for i, (a, b) in enumerate(zip(runs_a, runs_b)):
         path = f"$.runs[{i}]"
-        diffs += match_value(f"{path}.status", a.get("status"), b.get("status"), "run status",
-                             _status_severity(a.get("status"), b.get("status")))
+        diffs += match_value(
+            f"{path}.status",
+            a.get("status"),
+            b.get("status"),
+            "run status",
+            _status_severity(a.get("status"), b.get("status")),
+        )
         diffs += match_value(f"{path}.model", a.get("model"), b.get("model"), "model")
         diffs += match_tool_calls(f"{path}.required_action.tool_calls", required_tool_calls(a), required_tool_calls(b))
         diffs += match_usage(f"{path}.usage", a.get("usage"), b.get("usage"), opts.token_tolerance)
@@ -86,8 +97,13 @@ def match_steps(rec: Observation, rep: Observation, opts: MatchOptions) -> list[
     for i, (a, b) in enumerate(zip(steps_a, steps_b)):
         path = f"$.steps[{i}]"
         diffs += match_value(f"{path}.type", a.get("type"), b.get("type"), "step type")
-        diffs += match_value(f"{path}.status", a.get("status"), b.get("status"), "step status",
-                             _status_severity(a.get("status"), b.get("status")))
+        diffs += match_value(
+            f"{path}.status",
+            a.get("status"),
+            b.get("status"),
+            "step status",
+            _status_severity(a.get("status"), b.get("status")),
+        )
         diffs += match_tool_calls(f"{path}.tool_calls", step_tool_calls(a), step_tool_calls(b))
         diffs += match_usage(f"{path}.usage", a.get("usage"), b.get("usage"), opts.token_tolerance)
         diffs += diff_objects(path, a, b)
@@ -97,8 +113,9 @@ def match_steps(rec: Observation, rep: Observation, opts: MatchOptions) -> list[
 def match_messages(rec: Observation, rep: Observation) -> list[Difference]:
     """Messages: content may legitimately vary, so differences are warnings."""
     msgs_a, msgs_b = rec.of("message"), rep.of("message")
-    diffs = [d.__class__(d.path, d.recorded, d.replayed, WARNING, d.message)
-             for d in _count("messages", msgs_a, msgs_b)]
+    diffs = [
+        d.__class__(d.path, d.recorded, d.replayed, WARNING, d.message) for d in _count("messages", msgs_a, msgs_b)
+    ]
     for i, (a, b) in enumerate(zip(msgs_a, msgs_b)):
         diffs += diff_objects(f"$.messages[{i}]", a, b)
     return diffs
@@ -122,20 +139,36 @@ def match_tool_calls(path: str, rec_calls: list[dict], rep_calls: list[dict]) ->
         elif a is None:
             diffs.append(Difference(where, None, b.name, FAILURE, f"unexpected tool call {b.name}() on replay"))
         elif a.name != b.name:
-            diffs.append(Difference(f"{where}.function.name", a.name, b.name, FAILURE,
-                                    f"tool function renamed: recorded {a.name}(), replayed {b.name}()"))
+            diffs.append(
+                Difference(
+                    f"{where}.function.name",
+                    a.name,
+                    b.name,
+                    FAILURE,
+                    f"tool function renamed: recorded {a.name}(), replayed {b.name}()",
+                )
+            )
         elif a.arguments != b.arguments:
-            diffs.append(Difference(f"{where}.function.arguments", a.arguments, b.arguments, FAILURE,
-                                    f"{a.name}() arguments: recorded {_short(a.arguments)}, "
-                                    f"replayed {_short(b.arguments)}"))
+            diffs.append(
+                Difference(
+                    f"{where}.function.arguments",
+                    a.arguments,
+                    b.arguments,
+                    FAILURE,
+                    f"{a.name}() arguments: recorded {_short(a.arguments)}, replayed {_short(b.arguments)}",
+                )
+            )
     return diffs
 
 
 def match_usage(path: str, a: dict | None, b: dict | None, tolerance: float) -> list[Difference]:
     """Token counts must agree within a relative tolerance (0.10 = 10%)."""
     if not isinstance(a, dict) or not isinstance(b, dict):
-        return [] if (a is None) == (b is None) else [
-            Difference(path, a, b, FAILURE, f"token usage: recorded {a!r}, replayed {b!r}")]
+        return (
+            []
+            if (a is None) == (b is None)
+            else [Difference(path, a, b, FAILURE, f"token usage: recorded {a!r}, replayed {b!r}")]
+        )
     diffs = []
     for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
         x, y = a.get(key), b.get(key)
@@ -143,8 +176,15 @@ def match_usage(path: str, a: dict | None, b: dict | None, tolerance: float) -> 
             continue
         if abs(y - x) > tolerance * max(abs(x), 1):
             change = f"{y / x:.2f}x" if x else "from 0"
-            diffs.append(Difference(f"{path}.{key}", x, y, FAILURE,
-                                    f"{key}: recorded {x}, replayed {y} ({change}, tolerance {tolerance:.0%})"))
+            diffs.append(
+                Difference(
+                    f"{path}.{key}",
+                    x,
+                    y,
+                    FAILURE,
+                    f"{key}: recorded {x}, replayed {y} ({change}, tolerance {tolerance:.0%})",
+                )
+            )
     return diffs
 
 
@@ -152,9 +192,15 @@ def match_latency(rec_ms: float | None, rep_ms: float | None, max_slowdown: floa
     """Replayed duration must not exceed the recorded one by more than a factor (off when None)."""
     if max_slowdown is None or not rec_ms or rep_ms is None or rep_ms <= rec_ms * max_slowdown:
         return []
-    return [Difference("$.latency_ms", round(rec_ms, 1), round(rep_ms, 1), FAILURE,
-                       f"slower: {rep_ms:.0f} ms replayed vs {rec_ms:.0f} ms recorded "
-                       f"({rep_ms / rec_ms:.1f}x > {max_slowdown}x)")]
+    return [
+        Difference(
+            "$.latency_ms",
+            round(rec_ms, 1),
+            round(rep_ms, 1),
+            FAILURE,
+            f"slower: {rep_ms:.0f} ms replayed vs {rec_ms:.0f} ms recorded ({rep_ms / rec_ms:.1f}x > {max_slowdown}x)",
+        )
+    ]
 
 
 def match_status_sequence(run: str, rec: list[str], rep: list[str]) -> list[Difference]:
@@ -162,9 +208,15 @@ def match_status_sequence(run: str, rec: list[str], rep: list[str]) -> list[Diff
     a, b = milestones(rec), milestones(rep)
     if a == b:
         return []
-    return [Difference(f"$.status_sequence.{run}", a, b, FAILURE,
-                       f"run {run} went {' -> '.join(a) or 'nowhere'} when recorded, "
-                       f"{' -> '.join(b) or 'nowhere'} on replay")]
+    return [
+        Difference(
+            f"$.status_sequence.{run}",
+            a,
+            b,
+            FAILURE,
+            f"run {run} went {' -> '.join(a) or 'nowhere'} when recorded, {' -> '.join(b) or 'nowhere'} on replay",
+        )
+    ]
 
 
 def milestones(statuses: list[str]) -> list[str]:
@@ -184,17 +236,21 @@ def diff_objects(path: str, a: Any, b: Any) -> list[Difference]:
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         return [d for i, (x, y) in enumerate(zip(a, b)) for d in diff_objects(f"{path}[{i}]", x, y)]
     if a != b:
-        return [Difference(path, a, b, WARNING, f"{path.removeprefix('$.')}: recorded {_short(a)}, replayed {_short(b)}")]
+        return [
+            Difference(path, a, b, WARNING, f"{path.removeprefix('$.')}: recorded {_short(a)}, replayed {_short(b)}")
+        ]
     return []
 
 
-def compare_step(rec: Observation, rep: Observation, opts: MatchOptions,
-                 rec_ms: float | None = None, rep_ms: float | None = None) -> list[Difference]:
+def compare_step(
+    rec: Observation, rep: Observation, opts: MatchOptions, rec_ms: float | None = None, rep_ms: float | None = None
+) -> list[Difference]:
     """Run every step matcher; a different HTTP status makes the body comparison moot."""
     diffs = match_status_code(rec, rep)
     if not diffs:
-        diffs = (match_events(rec, rep) + match_runs(rec, rep, opts) + match_steps(rec, rep, opts)
-                 + match_messages(rec, rep))
+        diffs = (
+            match_events(rec, rep) + match_runs(rec, rep, opts) + match_steps(rec, rep, opts) + match_messages(rec, rep)
+        )
     diffs += match_latency(rec_ms, rep_ms, opts.max_slowdown)
     return drop_ignored(diffs, opts.ignore)
 
@@ -217,8 +273,15 @@ def _count(what: str, a: list[dict], b: list[dict], key: str | None = None) -> l
     if len(a) == len(b):
         return []
     desc = (lambda xs: [x.get(key) for x in xs]) if key else len
-    return [Difference(f"$.{what}", desc(a), desc(b), FAILURE,
-                       f"{what}: recorded {len(a)}{_kinds(a, key)}, replayed {len(b)}{_kinds(b, key)}")]
+    return [
+        Difference(
+            f"$.{what}",
+            desc(a),
+            desc(b),
+            FAILURE,
+            f"{what}: recorded {len(a)}{_kinds(a, key)}, replayed {len(b)}{_kinds(b, key)}",
+        )
+    ]
 
 
 def _kinds(objs: list[dict], key: str | None) -> str:

@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from addon.accumulate import StepDeltas
-from addon.sse import parse_sse_text
+from runtap.addon.accumulate import StepDeltas
+from runtap.addon.sse import parse_sse_text
 
 # The API's `object` names, and the kind replay files them under.
 KINDS = {"thread": "thread", "thread.run": "run", "thread.run.step": "step", "thread.message": "message"}

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from store.errors import RuntapError
-from store.multi import expand_sources
+from runtap.errors import RuntapError
+from runtap.store.multi import expand_sources
+
 
 @dataclass(frozen=True)
 class ReplayOptions:
@@ -67,7 +68,9 @@ def parse_id_map(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
     return mapping
 
 
-def parse_headers(values: tuple[str, ...] | list[str], env: dict[str, str] | None = None) -> tuple[tuple[str, str], ...]:
+def parse_headers(
+    values: tuple[str, ...] | list[str], env: dict[str, str] | None = None
+) -> tuple[tuple[str, str], ...]:
     """Parse repeated `Name: value` headers; add `Authorization` from OPENAI_API_KEY unless given."""
     env = os.environ if env is None else env
     headers: list[tuple[str, str]] = []
@@ -90,11 +93,12 @@ def parse_since(value: str | None) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise RuntapError(f"--since expects an ISO date or date-time, got {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def check_numbers(*, concurrency: int, speed: float, timeout: float, token_tolerance: float,
-                  max_slowdown: float | None) -> None:
+def check_numbers(
+    *, concurrency: int, speed: float, timeout: float, token_tolerance: float, max_slowdown: float | None
+) -> None:
     """Reject numeric options that cannot mean anything."""
     if concurrency < 1:
         raise RuntapError(f"--concurrency must be at least 1, got {concurrency}")

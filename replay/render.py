@@ -9,8 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from replay.matchers import Difference
-from replay.runner import ReplayReport, SessionResult
+from runtap.replay.matchers import Difference
+from runtap.replay.runner import ReplayReport, SessionResult
 
 
 def to_dict(report: ReplayReport) -> dict[str, Any]:
@@ -32,10 +32,19 @@ def _session_dict(s: SessionResult) -> dict[str, Any]:
         "passed": s.passed,
         "duration_ms": round(s.duration_ms, 1),
         "steps": [
-            {"index": r.step.index, "name": r.step.name, "kind": r.step.kind, "operation": r.step.first.operation,
-             "sent": r.sent_target, "recorded_status": r.recorded_status, "replayed_status": r.replayed_status,
-             "recorded_ms": _round(r.recorded_ms), "replayed_ms": _round(r.replayed_ms), "passed": r.passed,
-             "differences": [_diff_dict(d) for d in r.differences]}
+            {
+                "index": r.step.index,
+                "name": r.step.name,
+                "kind": r.step.kind,
+                "operation": r.step.first.operation,
+                "sent": r.sent_target,
+                "recorded_status": r.recorded_status,
+                "replayed_status": r.replayed_status,
+                "recorded_ms": _round(r.recorded_ms),
+                "replayed_ms": _round(r.replayed_ms),
+                "passed": r.passed,
+                "differences": [_diff_dict(d) for d in r.differences],
+            }
             for r in s.steps
         ],
         "differences": [_diff_dict(d) for d in s.differences],
@@ -43,8 +52,13 @@ def _session_dict(s: SessionResult) -> dict[str, Any]:
 
 
 def _diff_dict(d: Difference) -> dict[str, Any]:
-    return {"path": d.path, "severity": d.severity, "message": d.message,
-            "recorded": d.recorded, "replayed": d.replayed}
+    return {
+        "path": d.path,
+        "severity": d.severity,
+        "message": d.message,
+        "recorded": d.recorded,
+        "replayed": d.replayed,
+    }
 
 
 def _round(value: float | None) -> float | None:
@@ -68,21 +82,27 @@ def render_table(report: ReplayReport, console: Console) -> None:
         for column in ("#", "step", "status", "ms", "result"):
             table.add_column(column, overflow="fold")
         for r in s.steps:
-            table.add_row(str(r.step.index), r.step.name, f"{r.recorded_status} -> {r.replayed_status}",
-                          f"{_ms(r.recorded_ms)} -> {_ms(r.replayed_ms)}", _result(r.differences))
+            table.add_row(
+                str(r.step.index),
+                r.step.name,
+                f"{r.recorded_status} -> {r.replayed_status}",
+                f"{_ms(r.recorded_ms)} -> {_ms(r.replayed_ms)}",
+                _result(r.differences),
+            )
         if s.differences:
             table.add_row("", "whole session", "", "", _result(s.differences))
         console.print(table)
     colour = "green" if report.failed == 0 else "red"
-    console.print(f"[{colour}]{len(report.sessions)} sessions: {report.passed} passed, {report.failed} failed[/]"
-                  f" (replay {report.replay_id} against {report.target})")
+    console.print(
+        f"[{colour}]{len(report.sessions)} sessions: {report.passed} passed, {report.failed} failed[/]"
+        f" (replay {report.replay_id} against {report.target})"
+    )
 
 
 def _result(diffs: list[Difference]) -> str:
     if not diffs:
         return "[green]ok[/]"
-    lines = [f"[{'red' if d.severity == 'failure' else 'yellow'}]{d.severity}[/]: {_escape(d.message)}"
-             for d in diffs]
+    lines = [f"[{'red' if d.severity == 'failure' else 'yellow'}]{d.severity}[/]: {_escape(d.message)}" for d in diffs]
     return "\n".join(lines)
 
 
@@ -96,18 +116,27 @@ def _ms(value: float | None) -> str:
 
 def write_junit(report: ReplayReport, path: str) -> None:
     """JUnit XML: one testsuite per session, one testcase per logical step (plus the session)."""
-    suites = ET.Element("testsuites", name=f"runtap replay {report.replay_id}",
-                        tests=str(sum(len(s.steps) for s in report.sessions)))
+    suites = ET.Element(
+        "testsuites", name=f"runtap replay {report.replay_id}", tests=str(sum(len(s.steps) for s in report.sessions))
+    )
     for s in report.sessions:
         cases = [(r.step.name, r.differences, r.replayed_ms) for r in s.steps]
         if s.differences:
             cases.append(("whole session", s.differences, None))
         failures = sum(any(d.severity == "failure" for d in diffs) for _, diffs, _ in cases)
-        suite = ET.SubElement(suites, "testsuite", name=s.thread_id, tests=str(len(cases)),
-                              failures=str(failures), errors="0", time=f"{s.duration_ms / 1000:.3f}")
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=s.thread_id,
+            tests=str(len(cases)),
+            failures=str(failures),
+            errors="0",
+            time=f"{s.duration_ms / 1000:.3f}",
+        )
         for index, (name, diffs, ms) in enumerate(cases):
-            case = ET.SubElement(suite, "testcase", classname=s.thread_id, name=f"{index:02d} {name}",
-                                 time=f"{(ms or 0) / 1000:.3f}")
+            case = ET.SubElement(
+                suite, "testcase", classname=s.thread_id, name=f"{index:02d} {name}", time=f"{(ms or 0) / 1000:.3f}"
+            )
             failed = [d for d in diffs if d.severity == "failure"]
             if failed:
                 failure = ET.SubElement(case, "failure", message=failed[0].message, type="regression")

@@ -12,8 +12,8 @@ import json
 
 import polars as pl
 
-from replay.runner import ReplayReport
-from store.reader import connect_with_retry
+from runtap.replay.runner import ReplayReport
+from runtap.store.reader import connect_with_retry
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS replays (
@@ -33,17 +33,30 @@ def save_report(db: str | None, report: ReplayReport) -> None:
     if db is None:
         return
     sessions = [
-        {"replay_id": report.replay_id, "thread_id": s.thread_id, "replayed_thread_id": s.replayed_thread_id,
-         "passed": s.passed, "steps": len(s.steps),
-         "failures": sum(d.severity == "failure" for d in s.all_differences()),
-         "warnings": sum(d.severity == "warning" for d in s.all_differences()),
-         "duration_ms": s.duration_ms}
+        {
+            "replay_id": report.replay_id,
+            "thread_id": s.thread_id,
+            "replayed_thread_id": s.replayed_thread_id,
+            "passed": s.passed,
+            "steps": len(s.steps),
+            "failures": sum(d.severity == "failure" for d in s.all_differences()),
+            "warnings": sum(d.severity == "warning" for d in s.all_differences()),
+            "duration_ms": s.duration_ms,
+        }
         for s in report.sessions
     ]
     differences = [
-        {"replay_id": report.replay_id, "thread_id": s.thread_id, "step_index": index, "step_name": name,
-         "path": d.path, "severity": d.severity, "message": d.message,
-         "recorded": json.dumps(d.recorded, default=str), "replayed": json.dumps(d.replayed, default=str)}
+        {
+            "replay_id": report.replay_id,
+            "thread_id": s.thread_id,
+            "step_index": index,
+            "step_name": name,
+            "path": d.path,
+            "severity": d.severity,
+            "message": d.message,
+            "recorded": json.dumps(d.recorded, default=str),
+            "replayed": json.dumps(d.replayed, default=str),
+        }
         for s in report.sessions
         for index, name, diffs in [(r.step.index, r.step.name, r.differences) for r in s.steps]
         + [(None, "session", s.differences)]
@@ -56,8 +69,15 @@ def save_report(db: str | None, report: ReplayReport) -> None:
         con.execute("BEGIN")
         con.execute(
             "INSERT INTO replays VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [report.replay_id, report.target, report.started_at, report.finished_at,
-             len(report.sessions), report.passed, report.failed],
+            [
+                report.replay_id,
+                report.target,
+                report.started_at,
+                report.finished_at,
+                len(report.sessions),
+                report.passed,
+                report.failed,
+            ],
         )
         _insert(con, "replay_sessions", sessions)
         _insert(con, "replay_differences", differences)

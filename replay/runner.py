@@ -10,17 +10,17 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 
-from replay.execute import check_reachable, make_client, send_step
-from replay.idmap import IdMap
-from replay.matchers import FAILURE, Difference, MatchOptions, compare_step, drop_ignored, match_status_sequence
-from replay.observe import Observation, merge_polls, observe
-from replay.options import ReplayOptions
-from replay.sessions import Session, Step, load_sessions
-from store.errors import RuntapError
+from runtap.errors import RuntapError
+from runtap.replay.execute import check_reachable, make_client, send_step
+from runtap.replay.idmap import IdMap
+from runtap.replay.matchers import FAILURE, Difference, MatchOptions, compare_step, drop_ignored, match_status_sequence
+from runtap.replay.observe import Observation, merge_polls, observe
+from runtap.replay.options import ReplayOptions
+from runtap.replay.sessions import Session, Step, load_sessions
 
 
 @dataclass
@@ -88,7 +88,7 @@ def run_replay(opts: ReplayOptions) -> ReplayReport:
     Raises RuntapError when nothing can be replayed: no sessions, or the target is down.
     """
     sessions = load_sessions(opts.dbs, threads=opts.threads, capture=opts.capture, since=opts.since)
-    report = ReplayReport(uuid.uuid4().hex[:12], opts.target, datetime.now(timezone.utc))
+    report = ReplayReport(uuid.uuid4().hex[:12], opts.target, datetime.now(UTC))
     with make_client(opts.target, opts.timeout) as client:
         check_reachable(client)
         with ThreadPoolExecutor(max_workers=opts.concurrency, thread_name_prefix="replay") as pool:
@@ -99,7 +99,7 @@ def run_replay(opts: ReplayOptions) -> ReplayReport:
                 for f in futures:
                     f.cancel()
                 raise
-    report.finished_at = datetime.now(timezone.utc)
+    report.finished_at = datetime.now(UTC)
     _check_credentials(report)
     return report
 
@@ -107,9 +107,7 @@ def run_replay(opts: ReplayOptions) -> ReplayReport:
 def _check_credentials(report: ReplayReport) -> None:
     """Every session refused at its first step for auth is a set-up error, not a regression."""
     firsts = [s.steps[0] for s in report.sessions if s.steps]
-    if firsts and all(
-        f.replayed_status in (401, 403) and (f.recorded_status or 0) < 400 for f in firsts
-    ):
+    if firsts and all(f.replayed_status in (401, 403) and (f.recorded_status or 0) < 400 for f in firsts):
         status = firsts[0].replayed_status
         raise RuntapError(
             f"the target refused every session with HTTP {status}: "
@@ -141,14 +139,30 @@ def replay_session(client: httpx.Client, session: Session, opts: ReplayOptions) 
             ids.learn(rec, rep)
             replayed.append(rep)
             diffs = compare_step(rec, rep, match, step.duration_ms, sent.duration_ms) + diffs
-        results.append(StepResult(step, sent.target, rec.status_code, rep.status_code if rep else None,
-                                  step.duration_ms, sent.duration_ms, diffs))
+        results.append(
+            StepResult(
+                step,
+                sent.target,
+                rec.status_code,
+                rep.status_code if rep else None,
+                step.duration_ms,
+                sent.duration_ms,
+                diffs,
+            )
+        )
     session_diffs = drop_ignored(_status_sequences(recorded, replayed, ids), opts.ignore)
-    return SessionResult(session.thread_id, ids.items().get(session.thread_id), results, session_diffs, (time.monotonic() - started) * 1000)
+    return SessionResult(
+        session.thread_id,
+        ids.items().get(session.thread_id),
+        results,
+        session_diffs,
+        (time.monotonic() - started) * 1000,
+    )
 
 
 def _status_sequences(recorded: list[Observation], replayed: list[Observation], ids: IdMap) -> list[Difference]:
     """Compare each run's status milestones over the whole session."""
+
     def by_run(observations: list[Observation]) -> dict[str, list[str]]:
         runs: dict[str, list[str]] = {}
         for obs in observations:

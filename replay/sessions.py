@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from store.errors import RuntapError
-from store.multi import expand_sources, open_stores
+from runtap.errors import RuntapError
+from runtap.store.multi import expand_sources, open_stores
 
 _RETRIED_STATUSES = {408, 409, 429}  # plus every 5xx: what the openai SDK retries
 
@@ -130,8 +130,13 @@ _COLUMNS = (
 )
 
 
-def load_sessions(dbs: str | tuple[str, ...], *, threads: tuple[str, ...] = (), capture: str | None = None,
-                  since: datetime | None = None) -> list[Session]:
+def load_sessions(
+    dbs: str | tuple[str, ...],
+    *,
+    threads: tuple[str, ...] = (),
+    capture: str | None = None,
+    since: datetime | None = None,
+) -> list[Session]:
     """Load recorded sessions from one or several stores (read as one), oldest first, filtered.
 
     Raises RuntapError when the store has no session matching the filters.
@@ -144,8 +149,7 @@ def load_sessions(dbs: str | tuple[str, ...], *, threads: tuple[str, ...] = (), 
     db = ", ".join(sources)
     with open_stores(sources) as con:
         rows = con.execute(
-            f"SELECT {_COLUMNS} FROM exchanges WHERE {' AND '.join(where)} "
-            "ORDER BY request_started_at, exchange_id",
+            f"SELECT {_COLUMNS} FROM exchanges WHERE {' AND '.join(where)} ORDER BY request_started_at, exchange_id",
             params,
         ).fetchall()
     by_thread: dict[str, list[Exchange]] = {}
@@ -174,18 +178,37 @@ def load_sessions(dbs: str | tuple[str, ...], *, threads: tuple[str, ...] = (), 
 
 
 def _exchange(row) -> Exchange:
-    (exchange_id, _capture, operation, method, url, thread_id, status_code,
-     started_at, duration_ms, streamed, headers, request_body, response_body) = row
+    (
+        exchange_id,
+        _capture,
+        operation,
+        method,
+        url,
+        thread_id,
+        status_code,
+        started_at,
+        duration_ms,
+        streamed,
+        headers,
+        request_body,
+        response_body,
+    ) = row
     if thread_id is None and operation == "createThread":
         thread_id = _json_id(response_body)
     pairs = json.loads(headers) if headers else []
     return Exchange(
-        exchange_id=exchange_id, operation=operation, method=method.upper(), url=url,
-        thread_id=thread_id, status_code=status_code,
-        started_at=started_at.replace(tzinfo=timezone.utc) if started_at else None,
-        duration_ms=duration_ms, streamed=bool(streamed),
+        exchange_id=exchange_id,
+        operation=operation,
+        method=method.upper(),
+        url=url,
+        thread_id=thread_id,
+        status_code=status_code,
+        started_at=started_at.replace(tzinfo=UTC) if started_at else None,
+        duration_ms=duration_ms,
+        streamed=bool(streamed),
         request_headers=tuple((str(k), str(v)) for k, v in pairs),
-        request_body=request_body, response_body=response_body,
+        request_body=request_body,
+        response_body=response_body,
     )
 
 
@@ -198,7 +221,10 @@ def _json_id(body: str | None) -> str | None:
 
 
 def _describe_filters(threads, capture, since) -> str:
-    parts = [f"thread {', '.join(threads)}" if threads else "", f"capture {capture}" if capture else "",
-             f"since {since.isoformat()}" if since else ""]
+    parts = [
+        f"thread {', '.join(threads)}" if threads else "",
+        f"capture {capture}" if capture else "",
+        f"since {since.isoformat()}" if since else "",
+    ]
     parts = [p for p in parts if p]
     return f" matching {' and '.join(parts)}" if parts else ""

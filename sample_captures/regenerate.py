@@ -16,11 +16,11 @@ import sys
 
 from mitmproxy import io
 
-from demo.harness import start_proxy
-from demo.workload import ASSISTANTS, run_workload
-from simulator.config import SimConfig
-from simulator.server import start_simulator
-from store.reader import open_store
+from runtap.demo.harness import start_proxy
+from runtap.demo.workload import ASSISTANTS, run_workload
+from runtap.simulator.config import SimConfig
+from runtap.simulator.server import start_simulator
+from runtap.store.reader import open_store
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SECRET_HEADERS = ("authorization", "api-key", "openai-organization", "openai-project", "cookie", "set-cookie")
@@ -52,7 +52,9 @@ def main() -> int:
             os.remove(path)
     with start_simulator(SimConfig(seed=0, assistants=ASSISTANTS)) as sim:
         proxy = start_proxy(
-            sim.url, db, plain_mitmdump=True,
+            sim.url,
+            db,
+            plain_mitmdump=True,
             extra_args=["-w", flows, "--set", "store_streamed_bodies=true"],
         )
         try:

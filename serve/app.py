@@ -12,8 +12,8 @@ import asyncio
 
 from aiohttp import web
 
-from addon.sse import parse_sse_text
-from serve.registry import Miss, Registry, Reply
+from runtap.addon.sse import parse_sse_text
+from runtap.serve.registry import Miss, Registry, Reply
 
 REGISTRY = web.AppKey("registry", Registry)
 SPEED = web.AppKey("speed", float)
@@ -38,8 +38,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
     speed = request.app[SPEED]
     if answer.recorded.streamed:
         return await _stream(request, answer, speed)
-    return web.Response(status=answer.recorded.status, headers=_headers(answer, speed),
-                        body=answer.ids.to_served_text(answer.recorded.response).encode())
+    return web.Response(
+        status=answer.recorded.status,
+        headers=_headers(answer, speed),
+        body=answer.ids.to_served_text(answer.recorded.response).encode(),
+    )
 
 
 def not_found(message: str) -> web.Response:

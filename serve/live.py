@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from serve.ids import IdMap
-from serve.matching import RequestKey, closeness, explain
-from serve.recording import Recorded, RecordedSession
+from runtap.serve.ids import IdMap
+from runtap.serve.matching import RequestKey, closeness, explain
+from runtap.serve.recording import Recorded, RecordedSession
 
 
 class LiveSession:
@@ -70,8 +70,7 @@ class LiveSession:
     def closest(self, key: RequestKey) -> tuple[Recorded, str]:
         """The recorded request nearest to `key` in this session, and why it differs."""
         exchanges = self.session.exchanges
-        best = min(range(len(exchanges)),
-                   key=lambda i: (*closeness(exchanges[i].key, key), i < self.pos, i))
+        best = min(range(len(exchanges)), key=lambda i: (*closeness(exchanges[i].key, key), i < self.pos, i))
         return exchanges[best], explain(exchanges[best].key, key)
 
 

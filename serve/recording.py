@@ -13,16 +13,24 @@ from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from addon.routes import match_route
-from serve.ids import ids_in_json_text
-from serve.matching import RequestKey, normalize_body, normalize_query
-from store.errors import RuntapError
-from store.reader import open_store
+from runtap.addon.routes import match_route
+from runtap.errors import RuntapError
+from runtap.serve.ids import ids_in_json_text
+from runtap.serve.matching import RequestKey, normalize_body, normalize_query
+from runtap.store.reader import open_store
 
 _RETRIED = {408, 409, 429}
 # Response headers that describe the recorded connection, not the answer.
-_HOP_HEADERS = {"content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive",
-                "date", "server", "set-cookie"}
+_HOP_HEADERS = {
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "date",
+    "server",
+    "set-cookie",
+}
 
 _EXCHANGES_SQL = """
     SELECT exchange_id, thread_id, method, url, status_code, coalesce(streamed, false),
@@ -104,7 +112,7 @@ def build_recording(rows: list[tuple], event_times: dict[str, list[float]]) -> R
     sessions = []
     for number, (name, items) in enumerate(groups.items()):
         ids: set[str] = set()
-        for recorded, row in items:
+        for recorded, _row in items:
             ids |= ids_in_json_text(recorded.response)
             ids |= {i for i in (recorded.key.thread_id, recorded.key.run_id, recorded.key.step_id) if i}
         thread_id = None if name.startswith("\0") else name
@@ -119,12 +127,19 @@ def _recorded(row: tuple, times: list[float]) -> tuple[Recorded | None, str | No
         return None, None
     parts = urlsplit(url)
     response = response or ""
-    key = RequestKey(route.operation, route.thread_id, route.run_id, route.step_id,
-                     normalize_query(parts.query), normalize_body(body))
+    key = RequestKey(
+        route.operation,
+        route.thread_id,
+        route.run_id,
+        route.step_id,
+        normalize_query(parts.query),
+        normalize_body(body),
+    )
     gaps = tuple(max(0.0, b - a) for a, b in zip([started, *times], times)) if started is not None else ()
     target = parts.path + (f"?{parts.query}" if parts.query else "")
-    return Recorded(exchange_id, key, method, target, status, _replay_headers(headers), response,
-                    bool(streamed), gaps), thread_id
+    return Recorded(
+        exchange_id, key, method, target, status, _replay_headers(headers), response, bool(streamed), gaps
+    ), thread_id
 
 
 def _replay_headers(raw: str | None) -> tuple[tuple[str, str], ...]:

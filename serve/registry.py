@@ -14,11 +14,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from addon.routes import Route, match_route
-from serve.ids import IdMap
-from serve.live import LiveSession
-from serve.matching import RequestKey, closeness, explain, normalize_body, normalize_query
-from serve.recording import Recorded, Recording, RecordedSession
+from runtap.addon.routes import Route, match_route
+from runtap.serve.ids import IdMap
+from runtap.serve.live import LiveSession
+from runtap.serve.matching import RequestKey, closeness, explain, normalize_body, normalize_query
+from runtap.serve.recording import Recorded, RecordedSession, Recording
 
 _CREATES = {"createThread", "createThreadAndRun"}
 
@@ -52,24 +52,27 @@ class Registry:
         route = match_route(method, target)
         label = f"{method.upper()} {urlsplit(target).path}"
         if route is None:
-            return Miss(f"{label} is not an Assistants runs-API request that runtap records "
-                        "(threads, messages, runs, run steps), so there is no recording of it")
+            return Miss(
+                f"{label} is not an Assistants runs-API request that runtap records "
+                "(threads, messages, runs, run steps), so there is no recording of it"
+            )
         query = urlsplit(target).query
         if route.thread_id is None:
             return self._create(route.operation, query, body, label)
         live = self._live.get(route.thread_id) or self._adopt(route.thread_id)
         if live is None:
-            return Miss(f"{label}: thread {route.thread_id} was neither created through this server "
-                        "nor recorded")
+            return Miss(f"{label}: thread {route.thread_id} was neither created through this server nor recorded")
         if not live.decided:
             self._decide(live, _key(live.ids, route, query, body))
         key = _key(live.ids, route, query, body)
         recorded = live.take(key)
         if recorded is None:
             nearest, why = live.closest(key)
-            return Miss(f"no recorded {route.operation} matches {label}; closest recorded request is "
-                        f"{nearest.key.operation} {nearest.path} (session of thread "
-                        f"{live.session.thread_id}): {why or 'already answered'}")
+            return Miss(
+                f"no recorded {route.operation} matches {label}; closest recorded request is "
+                f"{nearest.key.operation} {nearest.path} (session of thread "
+                f"{live.session.thread_id}): {why or 'already answered'}"
+            )
         return Reply(recorded, live.ids)
 
     def _create(self, operation: str, query: str, body: str, label: str) -> Reply | Miss:
@@ -124,12 +127,19 @@ class Registry:
         if not firsts:
             return f"no recorded {key.operation} matches {label}: the recording has no thread creations"
         nearest = min(firsts, key=lambda r: closeness(r.key, key))
-        return (f"no recorded {key.operation} matches {label}; closest recorded request is "
-                f"{nearest.key.operation} {nearest.path}: {explain(nearest.key, key)}")
+        return (
+            f"no recorded {key.operation} matches {label}; closest recorded request is "
+            f"{nearest.key.operation} {nearest.path}: {explain(nearest.key, key)}"
+        )
 
 
 def _key(ids: IdMap, route: Route, query: str, body: str) -> RequestKey:
     """The request's key in recorded ids."""
-    return RequestKey(route.operation, ids.recorded(route.thread_id), ids.recorded(route.run_id),
-                      ids.recorded(route.step_id), normalize_query(ids.to_recorded_text(query)),
-                      normalize_body(ids.to_recorded_text(body)))
+    return RequestKey(
+        route.operation,
+        ids.recorded(route.thread_id),
+        ids.recorded(route.run_id),
+        ids.recorded(route.step_id),
+        normalize_query(ids.to_recorded_text(query)),
+        normalize_body(ids.to_recorded_text(body)),
+    )

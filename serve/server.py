@@ -13,10 +13,10 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from serve.app import build_app
-from serve.recording import Recording, load_recording
-from serve.registry import Registry
-from store.errors import RuntapError
+from runtap.errors import RuntapError
+from runtap.serve.app import build_app
+from runtap.serve.recording import Recording, load_recording
+from runtap.serve.registry import Registry
 
 
 def check_speed(speed: float) -> float:

@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from simulator.faults import OUTCOMES, Fault, parse_faults
-from store.errors import RuntapError
+from runtap.errors import RuntapError
+from runtap.simulator.faults import OUTCOMES, Fault, parse_faults
 
 DEFAULT_WEIGHTS = {"completed": 85, "failed": 8, "incomplete": 7}
 

@@ -10,19 +10,25 @@ from __future__ import annotations
 import asyncio
 import json
 
-from simulator.behaviour import ERROR_MESSAGES, plan_run, reply_text, split_text, step_usage
-from simulator.config import SimConfig
-from simulator.ids import new_id
-from simulator.objects import (
-    ApiError, message_delta, message_object, now, run_object, step_delta, step_object, text_part,
+from runtap.simulator.behaviour import ERROR_MESSAGES, plan_run, reply_text, split_text, step_usage
+from runtap.simulator.config import SimConfig
+from runtap.simulator.ids import new_id
+from runtap.simulator.objects import (
+    ApiError,
+    message_delta,
+    message_object,
+    now,
+    run_object,
+    step_delta,
+    step_object,
+    text_part,
     tool_call_object,
-)  # fmt: skip
-from simulator.state import RunState, Store
+)
+from runtap.simulator.state import RunState, Store
 
 # Run events after which a stream ends (the run paused or finished).
 END_EVENTS = frozenset(
-    f"thread.run.{s}"
-    for s in ("requires_action", "completed", "failed", "incomplete", "expired", "cancelled")
+    f"thread.run.{s}" for s in ("requires_action", "completed", "failed", "incomplete", "expired", "cancelled")
 )
 
 
@@ -39,8 +45,12 @@ class Engine:
         """Validate a createRun body, create the `queued` run and start driving it."""
         self.store.thread(thread_id)
         if not isinstance(body.get("assistant_id"), str) or not body["assistant_id"]:
-            raise ApiError(400, "Missing required parameter: 'assistant_id'.",
-                           param="assistant_id", code="missing_required_parameter")  # fmt: skip
+            raise ApiError(
+                400,
+                "Missing required parameter: 'assistant_id'.",
+                param="assistant_id",
+                code="missing_required_parameter",
+            )
         _check_run_body(body)
         active = self.store.active_run(thread_id)
         if active is not None:
@@ -50,8 +60,13 @@ class Engine:
             self.store.add_message(thread_id, message)
         obj = run_object(thread_id, assistant, body)
         texts = self.store.user_texts(thread_id)
-        run = RunState(obj=obj, plan=self._plan(obj, texts, op, request_text), user_texts=texts,
-                       created_by=op, streamed=bool(body.get("stream")))  # fmt: skip
+        run = RunState(
+            obj=obj,
+            plan=self._plan(obj, texts, op, request_text),
+            user_texts=texts,
+            created_by=op,
+            streamed=bool(body.get("stream")),
+        )
         run.statuses.append("queued")
         self.store.runs[obj["id"]] = run
         self.store.thread_runs[thread_id].append(run)
@@ -69,8 +84,11 @@ class Engine:
         expected = [c["id"] for c in run.obj["required_action"]["submit_tool_outputs"]["tool_calls"]]
         given = {o.get("tool_call_id"): str(o.get("output", "")) for o in outputs}
         if sorted(given) != sorted(expected):
-            raise ApiError(400, f"Expected tool outputs for call_ids {expected}, got {sorted(map(str, given))}.",
-                           param="tool_outputs")  # fmt: skip
+            raise ApiError(
+                400,
+                f"Expected tool outputs for call_ids {expected}, got {sorted(map(str, given))}.",
+                param="tool_outputs",
+            )
         run.task.cancel()  # the expiry timer
         step = run.steps[-1]
         for call in step["step_details"]["tool_calls"]:
@@ -156,11 +174,23 @@ class Engine:
                 part = {"index": index, "type": "function", "function": {"arguments": chunk}}
                 self._emit(run, "thread.run.step.delta", step_delta(step["id"], [part]))
             step["step_details"]["tool_calls"].append(tool_call_object(call_id, call.name, call.arguments, None))
-            run.tool_calls.append({"id": call_id, "step_id": step["id"], "function_name": call.name,
-                                   "arguments": call.arguments, "output": None})  # fmt: skip
-        calls = [{"id": c["id"], "type": "function",
-                  "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
-                 for c in step["step_details"]["tool_calls"]]  # fmt: skip
+            run.tool_calls.append(
+                {
+                    "id": call_id,
+                    "step_id": step["id"],
+                    "function_name": call.name,
+                    "arguments": call.arguments,
+                    "output": None,
+                }
+            )
+        calls = [
+            {
+                "id": c["id"],
+                "type": "function",
+                "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]},
+            }
+            for c in step["step_details"]["tool_calls"]
+        ]
         run.obj["required_action"] = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": calls}}
         await self._gap()
         self._set_status(run, "requires_action", "thread.run.requires_action")
@@ -168,10 +198,12 @@ class Engine:
         run.task = asyncio.create_task(self._expire_later(run, expire_ms))
 
     async def _message_turn(self, run: RunState) -> None:
-        message = message_object(run.obj["thread_id"], "assistant", "",
-                                 assistant_id=run.obj["assistant_id"], run_id=run.obj["id"])  # fmt: skip
-        step = self._new_step(run, "message_creation",
-                              {"type": "message_creation", "message_creation": {"message_id": message["id"]}})  # fmt: skip
+        message = message_object(
+            run.obj["thread_id"], "assistant", "", assistant_id=run.obj["assistant_id"], run_id=run.obj["id"]
+        )
+        step = self._new_step(
+            run, "message_creation", {"type": "message_creation", "message_creation": {"message_id": message["id"]}}
+        )
         run.message = message
         self.store.messages[run.obj["thread_id"]].append(message)
         await self._gap()
@@ -221,8 +253,7 @@ class Engine:
                 step["cancelled_at"] = now()
                 self._finish_step(run, step, "cancelled", None)
         if run.message is not None and run.message["status"] == "in_progress":
-            run.message.update(status="incomplete", incomplete_at=now(),
-                               incomplete_details={"reason": "run_cancelled"})  # fmt: skip
+            run.message.update(status="incomplete", incomplete_at=now(), incomplete_details={"reason": "run_cancelled"})
         run.obj["cancelled_at"] = now()
         self._end(run, "cancelled")
 
@@ -240,13 +271,21 @@ class Engine:
                 else:
                     factor *= fault.value
         return plan_run(
-            seed=self.config.seed, model=obj["model"], instructions=obj["instructions"],
-            tools=obj["tools"], user_texts=texts, metadata=obj["metadata"],
-            weights=self.config.outcome_weights, tool_choice=obj["tool_choice"],
-            parallel_tool_calls=obj["parallel_tool_calls"], max_prompt_tokens=obj["max_prompt_tokens"],
-            max_completion_tokens=obj["max_completion_tokens"], forced_outcome=forced,
-            renames=renames, token_factor=factor,
-        )  # fmt: skip
+            seed=self.config.seed,
+            model=obj["model"],
+            instructions=obj["instructions"],
+            tools=obj["tools"],
+            user_texts=texts,
+            metadata=obj["metadata"],
+            weights=self.config.outcome_weights,
+            tool_choice=obj["tool_choice"],
+            parallel_tool_calls=obj["parallel_tool_calls"],
+            max_prompt_tokens=obj["max_prompt_tokens"],
+            max_completion_tokens=obj["max_completion_tokens"],
+            forced_outcome=forced,
+            renames=renames,
+            token_factor=factor,
+        )
 
     def _new_step(self, run: RunState, step_type: str, details: dict) -> dict:
         step = step_object(run.obj, step_type, details)
@@ -264,8 +303,9 @@ class Engine:
 
     def _end(self, run: RunState, status: str) -> None:
         usages = [s["usage"] for s in run.steps if s["usage"]]
-        run.obj["usage"] = {k: sum(u[k] for u in usages)
-                            for k in ("prompt_tokens", "completion_tokens", "total_tokens")}  # fmt: skip
+        run.obj["usage"] = {
+            k: sum(u[k] for u in usages) for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+        }
         if status != "expired":
             run.obj["expires_at"] = None
         self._set_status(run, status, f"thread.run.{status}")

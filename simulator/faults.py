@@ -23,17 +23,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from store.errors import RuntapError
+from runtap.errors import RuntapError
 
 HTTP_KINDS = ("status", "delay", "cut")
 BEHAVIOUR_KINDS = ("outcome", "rename", "tokens")
 STATUS_CODES = (429, 500, 503)
 OUTCOMES = ("completed", "failed", "incomplete", "expired", "slow")
 OPERATIONS = (
-    "createAssistant", "getAssistant", "createThread", "getThread", "createMessage",
-    "listMessages", "createRun", "createThreadAndRun", "listRuns", "getRun", "modifyRun",
-    "cancelRun", "submitToolOutputsToRun", "listRunSteps", "getRunStep",
-)  # fmt: skip
+    "createAssistant",
+    "getAssistant",
+    "createThread",
+    "getThread",
+    "createMessage",
+    "listMessages",
+    "createRun",
+    "createThreadAndRun",
+    "listRuns",
+    "getRun",
+    "modifyRun",
+    "cancelRun",
+    "submitToolOutputsToRun",
+    "listRunSteps",
+    "getRunStep",
+)
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from simulator.ids import new_id
+from runtap.simulator.ids import new_id
 
 RUN_EXPIRY_S = 600  # the hosted service gave a run ten minutes before it expired
 
@@ -103,8 +103,7 @@ def run_object(thread_id: str, assistant: dict, body: dict) -> dict:
         "reasoning_effort": body.get("reasoning_effort"),
         "max_completion_tokens": body.get("max_completion_tokens"),
         "max_prompt_tokens": body.get("max_prompt_tokens"),
-        "truncation_strategy": body.get("truncation_strategy")
-        or {"type": "auto", "last_messages": None},
+        "truncation_strategy": body.get("truncation_strategy") or {"type": "auto", "last_messages": None},
         "incomplete_details": None,
         "usage": None,
         "response_format": _or(body.get("response_format"), assistant.get("response_format"), "auto"),
@@ -192,9 +191,14 @@ class ApiError(Exception):
     """An error the API answers with: HTTP status plus the OpenAI error body's fields."""
 
     def __init__(
-        self, status: int, message: str, type_: str = "invalid_request_error",
-        param: str | None = None, code: str | None = None, headers: dict | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.body = error_body(message, type_, param, code)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from simulator.config import SimConfig
-from simulator.engine import Engine
-from simulator.routes import build_app
-from simulator.truth import ground_truth
-from store.errors import RuntapError
+from runtap.errors import RuntapError
+from runtap.simulator.config import SimConfig
+from runtap.simulator.engine import Engine
+from runtap.simulator.routes import build_app
+from runtap.simulator.truth import ground_truth
 
 
 class _Server:

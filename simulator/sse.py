@@ -6,8 +6,8 @@ import asyncio
 
 from aiohttp import web
 
-from simulator.engine import END_EVENTS, Engine
-from simulator.state import RunState
+from runtap.simulator.engine import END_EVENTS, Engine
+from runtap.simulator.state import RunState
 
 DONE = b"event: done\ndata: [DONE]\n\n"
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from simulator.behaviour import Plan
-from simulator.objects import ApiError, assistant_object, list_object, message_object, thread_object
+from runtap.simulator.behaviour import Plan
+from runtap.simulator.objects import ApiError, assistant_object, list_object, message_object, thread_object
 
 ACTIVE = ("queued", "in_progress", "requires_action", "cancelling")
 
@@ -133,7 +133,9 @@ def paginate(items: list[dict], query: dict) -> dict:
     """A spec list page over `items` (oldest first) honouring limit, order, after and before."""
     limit_text = query.get("limit", "20")
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
-        raise ApiError(400, f"Invalid 'limit': expected an integer between 1 and 100, got {limit_text!r}.", param="limit")
+        raise ApiError(
+            400, f"Invalid 'limit': expected an integer between 1 and 100, got {limit_text!r}.", param="limit"
+        )
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
         raise ApiError(400, f"Invalid 'order': expected 'asc' or 'desc', got {order!r}.", param="order")

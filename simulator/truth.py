@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from simulator.engine import Engine
-from simulator.state import RunState
+from runtap.simulator.engine import Engine
+from runtap.simulator.state import RunState
 
 
 def ground_truth(engine: Engine, http_faults: list[dict]) -> dict:
@@ -15,9 +15,7 @@ def ground_truth(engine: Engine, http_faults: list[dict]) -> dict:
     return {
         "seed": engine.config.seed,
         "runs": [_run(run) for run in engine.store.runs.values()],
-        "faults": [
-            {"spec": f.spec, "kind": f.kind, "applied": f.applied} for f in engine.config.faults
-        ],
+        "faults": [{"spec": f.spec, "kind": f.kind, "applied": f.applied} for f in engine.config.faults],
         "http_faults": list(http_faults),
     }
 

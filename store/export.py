@@ -38,9 +38,9 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from store.errors import RuntapError
-from store.reader import open_store
-from store.schema import SCHEMA_VERSION, VIEWS
+from runtap.errors import RuntapError
+from runtap.store.reader import open_store
+from runtap.store.schema import SCHEMA_VERSION, VIEWS
 
 EXPORT_FORMAT = 1
 MANIFEST = "runtap-export.json"
@@ -117,13 +117,16 @@ def _export_all(con: duckdb.DuckDBPyConnection, db: str, staging: str) -> dict:
         target = os.path.join(staging, name)
         if day is None:
             os.makedirs(target)
-            copied = con.execute(f"COPY (SELECT {select} FROM \"{name}\") TO "
-                                 f"'{_sql_path(os.path.join(target, 'data_0.parquet'))}' "
-                                 "(FORMAT parquet, COMPRESSION zstd)").fetchall()[0][0]
+            copied = con.execute(
+                f'COPY (SELECT {select} FROM "{name}") TO '
+                f"'{_sql_path(os.path.join(target, 'data_0.parquet'))}' "
+                "(FORMAT parquet, COMPRESSION zstd)"
+            ).fetchall()[0][0]
         else:
-            copied = con.execute(f"COPY (SELECT {select}, CAST(\"{day}\" AS DATE) AS day FROM \"{name}\") "
-                                 f"TO '{_sql_path(target)}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (day))"
-                                 ).fetchall()[0][0]
+            copied = con.execute(
+                f'COPY (SELECT {select}, CAST("{day}" AS DATE) AS day FROM "{name}") '
+                f"TO '{_sql_path(target)}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (day))"
+            ).fetchall()[0][0]
             os.makedirs(target, exist_ok=True)  # COPY makes no directory for an empty relation
         relations[name] = {
             "kind": kind,
@@ -163,8 +166,11 @@ def _write_docs(staging: str, manifest: dict) -> None:
         "",
     ]
     for name, info in manifest["relations"].items():
-        lines += [f"## {name} ({info['kind']}, {info['rows']} rows"
-                  f"{', partitioned by ' + info['partitioned_by'] if info['partitioned_by'] else ''})", ""]
+        lines += [
+            f"## {name} ({info['kind']}, {info['rows']} rows"
+            f"{', partitioned by ' + info['partitioned_by'] if info['partitioned_by'] else ''})",
+            "",
+        ]
         lines += [f"- `{column}` {ctype}" for column, ctype in info["columns"]] + [""]
     with open(os.path.join(staging, "README.md"), "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines))

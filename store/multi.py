@@ -23,10 +23,10 @@ from collections.abc import Iterator, Sequence
 
 import duckdb
 
-from store.errors import RuntapError
-from store.export import MANIFEST
-from store.reader import LOCK_RETRY_SECONDS, open_store, retry_on_lock
-from store.schema import SCHEMA_VERSION, TABLES, VIEWS
+from runtap.errors import RuntapError
+from runtap.store.export import MANIFEST
+from runtap.store.reader import LOCK_RETRY_SECONDS, open_store, retry_on_lock
+from runtap.store.schema import SCHEMA_VERSION, TABLES, VIEWS
 
 _GLOB_CHARS = set("*?[")
 
@@ -80,8 +80,9 @@ def open_stores(sources: Sequence[str], *, timeout: float = LOCK_RETRY_SECONDS) 
                 con.execute(f'CREATE TEMP VIEW "{table}" AS {_typed_empty(table)}')
         for name, sql in VIEWS.items():
             con.execute(f"CREATE TEMP VIEW {name} AS {sql}")
-        con.execute("CREATE TEMP TABLE runtap_meta AS SELECT 'schema_version' AS key, ? AS value",
-                    [str(SCHEMA_VERSION)])
+        con.execute(
+            "CREATE TEMP TABLE runtap_meta AS SELECT 'schema_version' AS key, ? AS value", [str(SCHEMA_VERSION)]
+        )
         _refuse_overlap(con, sources, "exchanges_all" if "exchanges" in parts else None)
         yield con
     finally:
@@ -99,9 +100,13 @@ def _attach(con: duckdb.DuckDBPyConnection, path: str, alias: str, timeout: floa
         raise RuntapError(f"no runtap store at {path}")
     quoted = path.replace("'", "''")
     retry_on_lock(lambda: con.execute(f"ATTACH '{quoted}' AS {alias} (READ_ONLY)"), path, timeout)
-    tables = {name for (name,) in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? AND table_type = 'BASE TABLE'",
-        [alias]).fetchall()}
+    tables = {
+        name
+        for (name,) in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? AND table_type = 'BASE TABLE'",
+            [alias],
+        ).fetchall()
+    }
     if "runtap_meta" not in tables or "exchanges" not in tables:
         raise RuntapError(f"{path} is a DuckDB file but not a runtap store")
     return {t: f'SELECT * FROM {alias}.main."{t}"' for t in sorted(tables - {"runtap_meta"})}
@@ -120,8 +125,11 @@ def _export_tables(path: str) -> dict[str, str]:
             continue  # views are recomputed; empty tables have no files to read
         pattern = os.path.join(path, table, "**", "*.parquet").replace("'", "''")
         partitioned = info.get("partitioned_by") is not None
-        selects[table] = (f"SELECT * EXCLUDE (day) FROM read_parquet('{pattern}', hive_partitioning = true)"
-                          if partitioned else f"SELECT * FROM read_parquet('{pattern}')")
+        selects[table] = (
+            f"SELECT * EXCLUDE (day) FROM read_parquet('{pattern}', hive_partitioning = true)"
+            if partitioned
+            else f"SELECT * FROM read_parquet('{pattern}')"
+        )
     return selects
 
 
@@ -133,5 +141,7 @@ def _refuse_overlap(con: duckdb.DuckDBPyConnection, sources: Sequence[str], exch
             SELECT min(_source) AS first, max(_source) AS second FROM {exchanges}
             GROUP BY exchange_id HAVING count(DISTINCT _source) > 1)""").fetchall()[0]
     if shared[0]:
-        raise RuntapError(f"{sources[shared[1]]} and {sources[shared[2]]} share {shared[0]} exchanges "
-                          "(the same recording twice?); pass each recording once")
+        raise RuntapError(
+            f"{sources[shared[1]]} and {sources[shared[2]]} share {shared[0]} exchanges "
+            "(the same recording twice?); pass each recording once"
+        )

@@ -6,8 +6,8 @@ import os
 
 import duckdb
 
-from store.errors import RuntapError
-from store.reader import connect_with_retry
+from runtap.errors import RuntapError
+from runtap.store.reader import connect_with_retry
 
 _DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
 

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import duckdb
 
-from store.errors import RuntapError
+from runtap.errors import RuntapError
 
 LOCK_RETRY_SECONDS = 15.0
 T = TypeVar("T")
@@ -31,7 +31,7 @@ def connect_with_retry(path: str, *, read_only: bool, timeout: float = LOCK_RETR
     return retry_on_lock(lambda: duckdb.connect(path, read_only=read_only), path, timeout)
 
 
-def retry_on_lock(open_file: Callable[[], T], path: str, timeout: float = LOCK_RETRY_SECONDS) -> T:
+def retry_on_lock[T](open_file: Callable[[], T], path: str, timeout: float = LOCK_RETRY_SECONDS) -> T:
     """Run `open_file()` (a connect or an ATTACH of `path`), retrying while another process holds
     the file's lock; any other DuckDB error, or a lock held past `timeout`, is a one-line RuntapError."""
     deadline = time.monotonic() + timeout
@@ -43,9 +43,7 @@ def retry_on_lock(open_file: Callable[[], T], path: str, timeout: float = LOCK_R
             if not is_lock_error(exc):
                 raise RuntapError(f"{path} is not a readable DuckDB file: {first_line(exc)}") from None
             if time.monotonic() >= deadline:
-                raise RuntapError(
-                    f"{path} stayed locked by another process for {timeout:.0f}s; try again"
-                ) from None
+                raise RuntapError(f"{path} stayed locked by another process for {timeout:.0f}s; try again") from None
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
 

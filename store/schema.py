@@ -191,18 +191,40 @@ _STEP_CALLS = """
 
 VIEWS: dict[str, str] = {
     "runs": _latest_view(
-        "run_id", "run_snapshots",
+        "run_id",
+        "run_snapshots",
         identity=["thread_id", "assistant_id", "model"],
-        latest=["status", "created_at", "started_at", "completed_at", "expires_at", "cancelled_at",
-                "failed_at", "last_error_code", "last_error_message", "incomplete_reason",
-                "required_action", "exchange_id"],
+        latest=[
+            "status",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "expires_at",
+            "cancelled_at",
+            "failed_at",
+            "last_error_code",
+            "last_error_message",
+            "incomplete_reason",
+            "required_action",
+            "exchange_id",
+        ],
         extra="first_observed_at, last_observed_at, snapshots",
     ),
     "run_steps": _latest_view(
-        "step_id", "step_snapshots",
+        "step_id",
+        "step_snapshots",
         identity=["run_id", "thread_id", "assistant_id", "type"],
-        latest=["status", "created_at", "completed_at", "cancelled_at", "failed_at", "expired_at",
-                "last_error_code", "step_details", "exchange_id"],
+        latest=[
+            "status",
+            "created_at",
+            "completed_at",
+            "cancelled_at",
+            "failed_at",
+            "expired_at",
+            "last_error_code",
+            "step_details",
+            "exchange_id",
+        ],
         extra="first_observed_at, last_observed_at, snapshots",
     ),
     # Consecutive distinct statuses: the first observation has no predecessor, repeated polls
@@ -256,9 +278,7 @@ def all_ddl() -> list[str]:
     statements = [table_ddl(name) for name in TABLES]
     statements += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in VIEWS.items()]
     statements.append("CREATE TABLE IF NOT EXISTS runtap_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
-    statements.append(
-        f"INSERT OR REPLACE INTO runtap_meta VALUES ('schema_version', '{SCHEMA_VERSION}')"
-    )
+    statements.append(f"INSERT OR REPLACE INTO runtap_meta VALUES ('schema_version', '{SCHEMA_VERSION}')")
     return statements
 
 
@@ -268,8 +288,13 @@ def column_names(name: str) -> list[str]:
 
 
 _ARROW_TYPES = {
-    "VARCHAR": pa.string(), "JSON": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+    "VARCHAR": pa.string(),
+    "JSON": pa.string(),
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
 }
 
 

@@ -35,9 +35,9 @@ from datetime import UTC, datetime
 import duckdb
 import pyarrow as pa
 
-from store.errors import RuntapError
-from store.reader import connect_with_retry, first_line, is_lock_error
-from store.schema import TABLES, all_ddl, arrow_schema, insert_sql, table_ddl, upgrade_ddl
+from runtap.errors import RuntapError
+from runtap.store.reader import connect_with_retry, first_line, is_lock_error
+from runtap.store.schema import TABLES, all_ddl, arrow_schema, insert_sql, table_ddl, upgrade_ddl
 
 log = logging.getLogger("runtap.store")
 
@@ -72,8 +72,15 @@ class _Marker:
 class StoreWriter:
     """Batches rows into a runtap DuckDB store from one background thread."""
 
-    def __init__(self, path: str, *, batch_rows: int = 500, batch_seconds: float = 0.5,
-                 max_queued_rows: int = DEFAULT_MAX_QUEUED_ROWS, error_retry_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        batch_rows: int = 500,
+        batch_seconds: float = 0.5,
+        max_queued_rows: int = DEFAULT_MAX_QUEUED_ROWS,
+        error_retry_seconds: float = 2.0,
+    ) -> None:
         self.path = path
         self.batch_rows = batch_rows
         self.batch_seconds = batch_seconds
@@ -81,7 +88,7 @@ class StoreWriter:
         self.error_retry_seconds = error_retry_seconds
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._cond = threading.Condition()  # guards the counters below; never held during I/O
-        self._stats = WriterStats(rows_written={t: 0 for t in TABLES})
+        self._stats = WriterStats(rows_written=dict.fromkeys(TABLES, 0))
         self._full = False  # inside a queue-full episode (one warning each)
         self._closed = False
         self._abandon = threading.Event()
@@ -140,8 +147,7 @@ class StoreWriter:
         marker = _Marker()
         self._queue.put_nowait(marker)
         if not marker.done.wait(timeout):
-            raise RuntapError(f"rows not written to {self.path} within {timeout}s: "
-                              f"{self.last_error or 'file busy'}")
+            raise RuntapError(f"rows not written to {self.path} within {timeout}s: {self.last_error or 'file busy'}")
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued, then stop the thread; give up (logged, counted) after `timeout`."""
@@ -159,18 +165,29 @@ class StoreWriter:
             self._thread.join()
             with self._cond:
                 self._stats.unwritten = self._stats.queued
-            log.error("store writer gave up on %s after %.0fs: %d rows not written (%s)",
-                      self.path, timeout, self._stats.unwritten, self.last_error or "file busy")
+            log.error(
+                "store writer gave up on %s after %.0fs: %d rows not written (%s)",
+                self.path,
+                timeout,
+                self._stats.unwritten,
+                self.last_error or "file busy",
+            )
         s = self.stats()
-        log.info("store writer closed %s: %d rows in %d batches, %d retries, %d dropped, %d rejected",
-                 self.path, sum(s.rows_written.values()), s.batches, s.retries, s.dropped, s.rejected)
+        log.info(
+            "store writer closed %s: %d rows in %d batches, %d retries, %d dropped, %d rejected",
+            self.path,
+            sum(s.rows_written.values()),
+            s.batches,
+            s.retries,
+            s.dropped,
+            s.rejected,
+        )
 
     def stats(self) -> WriterStats:
         """Return a snapshot of the counters."""
         with self._cond:
             s = self._stats
-            return WriterStats(dict(s.rows_written), s.batches, s.retries, s.dropped, s.rejected,
-                               s.unwritten, s.queued)
+            return WriterStats(dict(s.rows_written), s.batches, s.retries, s.dropped, s.rejected, s.unwritten, s.queued)
 
     # --- caller side helpers (hold self._cond) ---------------------------------------------------
     def _has_room(self, n: int) -> bool:
@@ -181,10 +198,12 @@ class StoreWriter:
         self._stats.dropped += n
         if not self._full:
             self._full = True
-            why = "the writer is closed" if self._closed else (
-                f"{self.max_queued_rows} rows are waiting to be written (queue limit)")
-            log.warning("store writer for %s is dropping rows: %s; see the dropped count",
-                        self.path, why)
+            why = (
+                "the writer is closed"
+                if self._closed
+                else (f"{self.max_queued_rows} rows are waiting to be written (queue limit)")
+            )
+            log.warning("store writer for %s is dropping rows: %s; see the dropped count", self.path, why)
 
     # --- writer thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -239,15 +258,24 @@ class StoreWriter:
                     delay, wait = min(delay * 2, _LOCK_BACKOFF[1]), delay
                     if reported is None and time.monotonic() - waited_since > _LOCK_WARN_SECONDS:
                         reported = "lock"
-                        log.warning("%s has been locked by another process for %.0fs; "
-                                    "%d rows wait and are kept", self.path, _LOCK_WARN_SECONDS, size)
+                        log.warning(
+                            "%s has been locked by another process for %.0fs; %d rows wait and are kept",
+                            self.path,
+                            _LOCK_WARN_SECONDS,
+                            size,
+                        )
                 else:
                     wait, message = self.error_retry_seconds, first_line(exc)
                     if message != reported:  # once per distinct error, not once per attempt
                         reported = self.last_error = message
-                        log.error("cannot write to %s: %s; %d rows kept in memory, retrying every %gs: "
-                                  "free disk space or fix the file's permissions and recording resumes",
-                                  self.path, message, size, wait)
+                        log.error(
+                            "cannot write to %s: %s; %d rows kept in memory, retrying every %gs: "
+                            "free disk space or fix the file's permissions and recording resumes",
+                            self.path,
+                            message,
+                            size,
+                            wait,
+                        )
                 with self._cond:
                     self._stats.retries += 1
                 if self._abandon.wait(wait):
@@ -262,8 +290,7 @@ class StoreWriter:
             self._stats.queued -= size
             if self._full and self._stats.queued <= self.max_queued_rows // 2 and not self._closed:
                 self._full = False
-                log.info("store writer for %s has room again (%d rows dropped so far)",
-                         self.path, self._stats.dropped)
+                log.info("store writer for %s has room again (%d rows dropped so far)", self.path, self._stats.dropped)
             self._cond.notify_all()
         return True
 
@@ -363,4 +390,3 @@ def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
     for table, column in con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall():
         found.setdefault(table, set()).add(column)
     return found
-

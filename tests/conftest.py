@@ -8,10 +8,10 @@ import duckdb
 import pytest
 from hypothesis import settings
 
-from demo.harness import start_proxy
-from demo.workload import ASSISTANTS, run_workload
-from simulator.config import SimConfig
-from simulator.server import start_simulator
+from runtap.demo.harness import start_proxy
+from runtap.demo.workload import ASSISTANTS, run_workload
+from runtap.simulator.config import SimConfig
+from runtap.simulator.server import start_simulator
 
 DEMO_KEY = "sk-e2e-secret-value-0123456789"
 

@@ -40,8 +40,12 @@ async def paused_stream(request: web.Request) -> web.StreamResponse:
     await asyncio.sleep(pause)
     await resp.write(sse("thread.run.in_progress", run_event("in_progress")))
     await asyncio.sleep(pause)
-    await resp.write(sse("thread.run.completed", run_event("completed", usage={
-        "prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15})))
+    await resp.write(
+        sse(
+            "thread.run.completed",
+            run_event("completed", usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}),
+        )
+    )
     await resp.write(sse("done", "[DONE]"))
     await resp.write_eof()
     return resp
@@ -85,8 +89,11 @@ async def not_json(request: web.Request) -> web.Response:
 
 async def gzipped_run(request: web.Request) -> web.Response:
     """A gzip-encoded JSON run object."""
-    body = gzip.compress(json.dumps(run_event("completed", usage={
-        "prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7})).encode())
+    body = gzip.compress(
+        json.dumps(
+            run_event("completed", usage={"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7})
+        ).encode()
+    )
     return web.Response(body=body, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
 
 

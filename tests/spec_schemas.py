@@ -43,11 +43,31 @@ _FUNCTION_CALL = {
 RUN = {
     "type": "object",
     "required": [
-        "id", "object", "created_at", "thread_id", "assistant_id", "status", "required_action",
-        "last_error", "expires_at", "started_at", "cancelled_at", "failed_at", "completed_at",
-        "model", "instructions", "tools", "metadata", "usage", "incomplete_details",
-        "max_prompt_tokens", "max_completion_tokens", "truncation_strategy", "tool_choice",
-        "parallel_tool_calls", "response_format",
+        "id",
+        "object",
+        "created_at",
+        "thread_id",
+        "assistant_id",
+        "status",
+        "required_action",
+        "last_error",
+        "expires_at",
+        "started_at",
+        "cancelled_at",
+        "failed_at",
+        "completed_at",
+        "model",
+        "instructions",
+        "tools",
+        "metadata",
+        "usage",
+        "incomplete_details",
+        "max_prompt_tokens",
+        "max_completion_tokens",
+        "truncation_strategy",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
     ],
     "properties": {
         "id": {"type": "string"},
@@ -56,8 +76,17 @@ RUN = {
         "thread_id": {"type": "string"},
         "assistant_id": {"type": "string"},
         "status": {
-            "enum": ["queued", "in_progress", "requires_action", "cancelling", "cancelled",
-                     "failed", "completed", "incomplete", "expired"]
+            "enum": [
+                "queued",
+                "in_progress",
+                "requires_action",
+                "cancelling",
+                "cancelled",
+                "failed",
+                "completed",
+                "incomplete",
+                "expired",
+            ]
         },
         "required_action": {
             "oneOf": [
@@ -129,14 +158,27 @@ RUN = {
         "parallel_tool_calls": {"type": "boolean"},
         "response_format": {"oneOf": [{"type": "null"}, {"const": "auto"}, {"type": "object"}]},
     },
-}  # fmt: skip
+}
 
 STEP = {
     "type": "object",
     "required": [
-        "id", "object", "created_at", "assistant_id", "thread_id", "run_id", "type", "status",
-        "step_details", "last_error", "expired_at", "cancelled_at", "failed_at", "completed_at",
-        "metadata", "usage",
+        "id",
+        "object",
+        "created_at",
+        "assistant_id",
+        "thread_id",
+        "run_id",
+        "type",
+        "status",
+        "step_details",
+        "last_error",
+        "expired_at",
+        "cancelled_at",
+        "failed_at",
+        "completed_at",
+        "metadata",
+        "usage",
     ],
     "properties": {
         "id": {"type": "string"},
@@ -206,7 +248,7 @@ STEP = {
         "metadata": _METADATA,
         "usage": _USAGE,
     },
-}  # fmt: skip
+}
 
 
 def _list_of(item: dict) -> dict:

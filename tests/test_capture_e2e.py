@@ -14,12 +14,10 @@ from collections import defaultdict
 
 import duckdb
 import httpx
-import pytest
 
-from demo.harness import start_proxy
-from simulator.config import SimConfig
-from simulator.server import start_simulator
-
+from runtap.demo.harness import start_proxy
+from runtap.simulator.config import SimConfig
+from runtap.simulator.server import start_simulator
 from tests.conftest import DEMO_KEY as KEY
 
 
@@ -37,9 +35,7 @@ def test_every_served_run_is_recorded_with_its_final_status(recording):
     recorded = dict(con.execute("SELECT run_id, status FROM runs").fetchall())
     expected = {rid: run["status"] for rid, run in _truth_runs(truth).items()}
     assert recorded == expected
-    assert {rid: r["status"] for rid, r in client_view.runs.items()} == {
-        rid: expected[rid] for rid in client_view.runs
-    }
+    assert {rid: r["status"] for rid, r in client_view.runs.items()} == {rid: expected[rid] for rid in client_view.runs}
     # The workload covers the life cycles that matter.
     assert {"completed", "cancelled", "failed", "incomplete"} <= set(recorded.values())
 
@@ -69,20 +65,19 @@ def test_token_sums_per_model_equal_ground_truth(recording):
 
 def test_status_sequences_equal_what_was_served(recording):
     con, truth, *_ = recording
-    first = dict(con.execute(
-        """SELECT run_id, arg_min(status, (observed_at, request_started_at, exchange_id, seq))
+    first = dict(
+        con.execute(
+            """SELECT run_id, arg_min(status, (observed_at, request_started_at, exchange_id, seq))
            FROM run_snapshots GROUP BY run_id"""
-    ).fetchall())
+        ).fetchall()
+    )
     sequences = {rid: [status] for rid, status in first.items()}
-    for rid, to_status in con.execute(
-        "SELECT run_id, to_status FROM run_transitions ORDER BY run_id, seq"
-    ).fetchall():
+    for rid, to_status in con.execute("SELECT run_id, to_status FROM run_transitions ORDER BY run_id, seq").fetchall():
         sequences[rid].append(to_status)
     expected = {rid: run["served_statuses"] for rid, run in _truth_runs(truth).items()}
     assert sequences == expected
     # requires_action -> queued after tool outputs is kept.
-    assert any("requires_action" in s and s[s.index("requires_action") + 1] == "queued"
-               for s in sequences.values())
+    assert any("requires_action" in s and s[s.index("requires_action") + 1] == "queued" for s in sequences.values())
 
 
 def test_steps_equal_ground_truth(recording):
@@ -94,9 +89,9 @@ def test_steps_equal_ground_truth(recording):
         ).fetchall()
     }
     expected = {
-        step["id"]: (run["id"], step["type"], step["status"],
-                     step["usage"]["total_tokens"] if step["usage"] else None)
-        for run in truth["runs"] for step in run["steps"]
+        step["id"]: (run["id"], step["type"], step["status"], step["usage"]["total_tokens"] if step["usage"] else None)
+        for run in truth["runs"]
+        for step in run["steps"]
     }
     assert recorded == expected
     assert {"tool_calls", "message_creation"} <= {v[1] for v in recorded.values()}
@@ -112,7 +107,8 @@ def test_tool_calls_equal_ground_truth(recording):
     }
     expected = {
         call["id"]: (run["id"], call["function_name"], json.loads(call["arguments"]))
-        for run in truth["runs"] for call in run["tool_calls"]
+        for run in truth["runs"]
+        for call in run["tool_calls"]
     }
     assert recorded == expected
     assert len(expected) >= 2
@@ -126,13 +122,15 @@ def test_the_api_key_never_reaches_the_store(recording):
     for table, column in con.execute(
         "SELECT table_name, column_name FROM information_schema.columns WHERE data_type IN ('VARCHAR', 'JSON')"
     ).fetchall():
-        hits = con.execute(f'SELECT count(*) FROM "{table}" WHERE "{column}"::VARCHAR LIKE ?', [f"%{KEY}%"]).fetchone()[0]
+        hits = con.execute(f'SELECT count(*) FROM "{table}" WHERE "{column}"::VARCHAR LIKE ?', [f"%{KEY}%"]).fetchone()[
+            0
+        ]
         assert hits == 0, (table, column)
 
 
 HOLD_LOCK = """
 import sys, time, duckdb
-from store.reader import connect_with_retry
+from runtap.store.reader import connect_with_retry
 con = connect_with_retry(sys.argv[1], read_only=True)
 print(con.execute("SELECT count(*) FROM exchanges").fetchone()[0], flush=True)
 time.sleep(float(sys.argv[2]))
@@ -151,8 +149,9 @@ def test_readers_share_the_file_and_sigterm_flushes_everything(tmp_path):
 
         def read_repeatedly():
             while not stop.is_set():
-                out = subprocess.run([sys.executable, "-c", HOLD_LOCK, db, "0.8"],
-                                     capture_output=True, text=True, timeout=60)
+                out = subprocess.run(
+                    [sys.executable, "-c", HOLD_LOCK, db, "0.8"], capture_output=True, text=True, timeout=60
+                )
                 reader_outputs.append(out.stdout.strip() or out.stderr.strip().splitlines()[-1])
 
         reader = threading.Thread(target=read_repeatedly)
@@ -170,8 +169,11 @@ def test_readers_share_the_file_and_sigterm_flushes_everything(tmp_path):
                     completed += 1
                 if i % 20 == 0:
                     report = subprocess.run(
-                        [sys.executable, "-c", "import cli; cli.cli(prog_name='runtap')", "report", "summary",
-                         "--db", db, "--format", "json"], capture_output=True, text=True, timeout=60)
+                        [sys.executable, "-m", "runtap", "report", "summary", "--db", db, "--format", "json"],
+                        capture_output=True,
+                        text=True,
+                        timeout=60,
+                    )
                     assert report.returncode == 0, report.stderr
         stop.set()
         reader.join()

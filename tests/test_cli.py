@@ -6,7 +6,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from cli import cli
+from runtap.cli import cli
 
 
 def _all_commands(group: click.Group, prefix=()):

@@ -6,7 +6,7 @@ import zlib
 import brotli
 import pytest
 
-from addon.decode import decode_body, make_decoder, zstd
+from runtap.addon.decode import decode_body, make_decoder, zstd
 
 BODY = b'{"id":"run_1","object":"thread.run","status":"queued"}' * 20
 

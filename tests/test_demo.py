@@ -12,8 +12,10 @@ import duckdb
 def test_demo_records_and_summarizes(tmp_path):
     db = tmp_path / "demo.duckdb"
     result = subprocess.run(
-        [sys.executable, "-c", "import cli; cli.cli(prog_name='runtap')", "demo", "--db", str(db)],
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "runtap", "demo", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     for word in ("gpt-4o", "o3-mini", "cancelled", "failed", "incomplete", "cost_usd"):
@@ -24,8 +26,10 @@ def test_demo_records_and_summarizes(tmp_path):
     con.close()
     # A second demo appends a new capture and summarizes only its own runs.
     again = subprocess.run(
-        [sys.executable, "-c", "import cli; cli.cli(prog_name='runtap')", "demo", "--db", str(db)],
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "runtap", "demo", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert again.returncode == 0, again.stderr
     assert re.search(r"gpt-4o\s+│ completed\s+│\s+2 │", again.stdout), again.stdout  # not 4

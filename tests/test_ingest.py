@@ -12,24 +12,39 @@ from mitmproxy.addons.savehar import SaveHar
 from mitmproxy.io import FlowWriter
 from mitmproxy.test import tflow
 
-from cli import cli
-from ingest import ingest_files
-from ingest.seen import SeenIds
-from ingest.sources import FLOWS, HAR, FlowSource, detect_format
-from store.errors import RuntapError
+from runtap.cli import cli
+from runtap.errors import RuntapError
+from runtap.ingest import ingest_files
+from runtap.ingest.seen import SeenIds
+from runtap.ingest.sources import FLOWS, HAR, FlowSource, detect_format
 
 THREAD, RUN = "thread_abc", "run_abc"
 T0 = 1_760_000_000.0
 
 
 def _run(status: str, usage: bool = False) -> dict:
-    return {"id": RUN, "object": "thread.run", "thread_id": THREAD, "assistant_id": "asst_1",
-            "status": status, "model": "gpt-4o", "created_at": int(T0),
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15} if usage else None}
+    return {
+        "id": RUN,
+        "object": "thread.run",
+        "thread_id": THREAD,
+        "assistant_id": "asst_1",
+        "status": status,
+        "model": "gpt-4o",
+        "created_at": int(T0),
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15} if usage else None,
+    }
 
 
-def _flow(method: str, path: str, status: int, body: dict | bytes, at: float, *,
-          content_type: str = "application/json", secret: bool = True) -> http.HTTPFlow:
+def _flow(
+    method: str,
+    path: str,
+    status: int,
+    body: dict | bytes,
+    at: float,
+    *,
+    content_type: str = "application/json",
+    secret: bool = True,
+) -> http.HTTPFlow:
     flow = tflow.tflow(resp=True)
     headers = [(b"content-type", b"application/json")]
     if secret:
@@ -43,8 +58,11 @@ def _flow(method: str, path: str, status: int, body: dict | bytes, at: float, *,
 
 
 def _stream_body() -> bytes:
-    events = [("thread.run.created", _run("queued")), ("thread.run.in_progress", _run("in_progress")),
-              ("thread.run.completed", _run("completed", usage=True))]
+    events = [
+        ("thread.run.created", _run("queued")),
+        ("thread.run.in_progress", _run("in_progress")),
+        ("thread.run.completed", _run("completed", usage=True)),
+    ]
     text = "".join(f"event: {e}\ndata: {json.dumps(d)}\n\n" for e, d in events)
     return (text + "event: done\ndata: [DONE]\n\n").encode()
 
@@ -94,7 +112,15 @@ def test_flow_file_is_ingested_and_other_traffic_skipped(flow_file, tmp_path):
     db = tmp_path / "s.duckdb"
     report = ingest_files([str(flow_file)], str(db))
     f = report.files[0]
-    assert (f.format, f.flows_read, f.stored, f.skipped, f.duplicates, f.errors, f.stopped) == (FLOWS, 6, 4, 2, 0, 0, None)
+    assert (f.format, f.flows_read, f.stored, f.skipped, f.duplicates, f.errors, f.stopped) == (
+        FLOWS,
+        6,
+        4,
+        2,
+        0,
+        0,
+        None,
+    )
     assert _count(db, "SELECT count(*) FROM exchanges") == [(4,)]
     assert _count(db, "SELECT status, total_tokens FROM runs") == [("completed", 15)]
     assert _count(db, "SELECT count(*) FROM sse_events") == [(4,)]  # three run events and done
@@ -104,12 +130,21 @@ def test_flow_file_is_ingested_and_other_traffic_skipped(flow_file, tmp_path):
 def test_second_ingest_adds_nothing(flow_file, tmp_path):
     db = str(tmp_path / "s.duckdb")
     ingest_files([str(flow_file)], db)
-    before = _count(db, "SELECT (SELECT count(*) FROM exchanges), (SELECT count(*) FROM run_snapshots), "
-                        "(SELECT count(*) FROM captures)")
+    before = _count(
+        db,
+        "SELECT (SELECT count(*) FROM exchanges), (SELECT count(*) FROM run_snapshots), "
+        "(SELECT count(*) FROM captures)",
+    )
     again = ingest_files([str(flow_file), str(flow_file)], db)
     assert [(f.stored, f.duplicates) for f in again.files] == [(0, 4), (0, 4)]
-    assert _count(db, "SELECT (SELECT count(*) FROM exchanges), (SELECT count(*) FROM run_snapshots), "
-                      "(SELECT count(*) FROM captures)") == before
+    assert (
+        _count(
+            db,
+            "SELECT (SELECT count(*) FROM exchanges), (SELECT count(*) FROM run_snapshots), "
+            "(SELECT count(*) FROM captures)",
+        )
+        == before
+    )
 
 
 def test_same_file_twice_in_one_ingest_is_stored_once(flow_file, tmp_path):
@@ -151,7 +186,7 @@ def test_corrupt_bytes_mid_file_are_reported_with_their_offset(flow_file, tmp_pa
     source = FlowSource(str(flow_file))
     first_end = next(iter(_offsets(source)))
     bad = tmp_path / "bad.mitm"
-    bad.write_bytes(data[:first_end] + b"x" + data[first_end + 1:])
+    bad.write_bytes(data[:first_end] + b"x" + data[first_end + 1 :])
     f = ingest_files([str(bad)], str(tmp_path / "s.duckdb")).files[0]
     assert f.flows_read == 1
     assert f.stopped.startswith(f"flow 2 at byte {first_end}: ")
@@ -175,12 +210,15 @@ def test_nothing_readable_is_exit_2_and_leaves_the_store_as_it_was(flow_file, tm
     assert _count(db, "SELECT count(*) FROM exchanges") == before
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "is empty"),
-    (b"hello, world\n", "neither a mitmproxy flow file nor a HAR file"),
-    (b'{"not": "har"}', "neither a mitmproxy flow file nor a HAR file"),
-    (b"\x89PNG\r\n\x1a\n", "neither a mitmproxy flow file nor a HAR file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is empty"),
+        (b"hello, world\n", "neither a mitmproxy flow file nor a HAR file"),
+        (b'{"not": "har"}', "neither a mitmproxy flow file nor a HAR file"),
+        (b"\x89PNG\r\n\x1a\n", "neither a mitmproxy flow file nor a HAR file"),
+    ],
+)
 def test_files_of_neither_format_are_refused_in_one_line(tmp_path, content, message):
     path = tmp_path / "capture.har"
     path.write_bytes(content)

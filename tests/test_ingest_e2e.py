@@ -19,27 +19,27 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from cli import cli
-from demo.harness import start_proxy
-from demo.workload import ASSISTANTS, run_workload
-from ingest import ingest_files
-from simulator.config import SimConfig
-from simulator.server import start_simulator
+from runtap.cli import cli
+from runtap.demo.harness import start_proxy
+from runtap.demo.workload import ASSISTANTS, run_workload
+from runtap.ingest import ingest_files
+from runtap.simulator.config import SimConfig
+from runtap.simulator.server import start_simulator
 
 MUST_BE_EQUAL = {
     "runs": "SELECT run_id, thread_id, assistant_id, model, status, created_at, started_at, completed_at, "
-            "prompt_tokens, completion_tokens, total_tokens FROM runs ORDER BY run_id",
+    "prompt_tokens, completion_tokens, total_tokens FROM runs ORDER BY run_id",
     "run_steps": "SELECT step_id, run_id, type, status, prompt_tokens, completion_tokens, total_tokens "
-                 "FROM run_steps ORDER BY step_id",
+    "FROM run_steps ORDER BY step_id",
     # observed_at of SSE events is an arrival time live, the response end in a file: not compared.
     "run_transitions": "SELECT run_id, seq, from_status, to_status FROM run_transitions ORDER BY run_id, seq",
     "tool_calls": "SELECT run_id, step_id, tool_call_id, type, function_name FROM tool_calls ORDER BY tool_call_id",
     "tokens": "SELECT model, count(*), sum(prompt_tokens), sum(completion_tokens), sum(total_tokens) "
-              "FROM runs GROUP BY model ORDER BY model",
+    "FROM runs GROUP BY model ORDER BY model",
     "operations": "SELECT operation, status_code, count(*), count(sse_events), sum(sse_events) "
-                  "FROM exchanges GROUP BY ALL ORDER BY ALL",
+    "FROM exchanges GROUP BY ALL ORDER BY ALL",
     "snapshots": "SELECT (SELECT count(*) FROM run_snapshots), (SELECT count(*) FROM step_snapshots), "
-                 "(SELECT count(*) FROM tool_call_snapshots)",
+    "(SELECT count(*) FROM tool_call_snapshots)",
 }
 
 
@@ -60,8 +60,9 @@ def recording(tmp_path_factory):
     with start_simulator(SimConfig(seed=21, assistants=ASSISTANTS, run_ms=100)) as sim:
         addon = start_proxy(sim.url, live, plain_mitmdump=True, log_path=str(tmp / "addon.log"))
         try:
-            plain = start_proxy(addon.url, "", plain_mitmdump=True, extra_args=["-w", flows],
-                                log_path=str(tmp / "plain.log"))
+            plain = start_proxy(
+                addon.url, "", plain_mitmdump=True, extra_args=["-w", flows], log_path=str(tmp / "plain.log")
+            )
             try:
                 result = run_workload(plain.base_url)
             finally:

@@ -10,11 +10,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from addon.decode import make_decoder
-from addon.exchange import Exchange
-from addon.normalize import TABLES, normalize
-from addon.sse import SSEParser
-from store.schema import all_ddl, column_names
+from runtap.addon.decode import make_decoder
+from runtap.addon.exchange import Exchange
+from runtap.addon.normalize import TABLES, normalize
+from runtap.addon.sse import SSEParser
+from runtap.store.schema import all_ddl, column_names
 
 REFERENCE = Path("/work/shared/reference/sse-stream-example.txt")
 THREAD, RUN = "thread_lkZR1WHFgfhLlEozXSZ06X7I", "run_UPbDYMTdsNUU5FJ8XTAUjHZP"
@@ -31,27 +31,66 @@ def _reference_responses() -> tuple[bytes, bytes]:
     return strip(first), strip(second)
 
 
-def _exchange(url, body=b"", *, method="POST", status=200, content_type="application/json",
-              request_body=b"", request_headers=(), response_headers=(), **kwargs):
+def _exchange(
+    url,
+    body=b"",
+    *,
+    method="POST",
+    status=200,
+    content_type="application/json",
+    request_body=b"",
+    request_headers=(),
+    response_headers=(),
+    **kwargs,
+):
     headers = [("Content-Type", content_type)] if content_type else []
     return Exchange(
-        exchange_id=kwargs.pop("exchange_id", "ex1"), capture_id="cap1", method=method, url=url,
-        request_headers=list(request_headers), request_body=request_body, status_code=status,
-        response_headers=headers + list(response_headers), response_body=body,
-        request_started_at=1000.0, response_started_at=1000.25, response_ended_at=1001.5, **kwargs)
+        exchange_id=kwargs.pop("exchange_id", "ex1"),
+        capture_id="cap1",
+        method=method,
+        url=url,
+        request_headers=list(request_headers),
+        request_body=request_body,
+        status_code=status,
+        response_headers=headers + list(response_headers),
+        response_body=body,
+        request_started_at=1000.0,
+        response_started_at=1000.25,
+        response_ended_at=1001.5,
+        **kwargs,
+    )
 
 
 def _stream_exchange(body: bytes, url: str, **kwargs) -> Exchange:
-    return _exchange(url, body, content_type="text/event-stream; charset=utf-8",
-                     request_body=b'{"stream":true}', streamed=True, **kwargs)
+    return _exchange(
+        url,
+        body,
+        content_type="text/event-stream; charset=utf-8",
+        request_body=b'{"stream":true}',
+        streamed=True,
+        **kwargs,
+    )
 
 
 def _run(**fields) -> dict:
-    run = {"id": "run_a", "object": "thread.run", "created_at": 1718035200, "thread_id": "thread_a",
-           "assistant_id": "asst_a", "status": "completed", "model": "gpt-4o", "started_at": 1718035201,
-           "expires_at": None, "cancelled_at": None, "failed_at": None, "completed_at": 1718035206,
-           "required_action": None, "last_error": None, "incomplete_details": None,
-           "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+    run = {
+        "id": "run_a",
+        "object": "thread.run",
+        "created_at": 1718035200,
+        "thread_id": "thread_a",
+        "assistant_id": "asst_a",
+        "status": "completed",
+        "model": "gpt-4o",
+        "started_at": 1718035201,
+        "expires_at": None,
+        "cancelled_at": None,
+        "failed_at": None,
+        "completed_at": 1718035206,
+        "required_action": None,
+        "last_error": None,
+        "incomplete_details": None,
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
     run.update(fields)
     return run
 
@@ -93,22 +132,31 @@ def test_reference_stream_one_requires_action():
     assert {e["received_at"] for e in events} == {ended}
     runs = rows["run_snapshots"]
     assert [(r["seq"], r["event"], r["status"]) for r in runs] == [
-        (0, "thread.run.created", "queued"), (1, "thread.run.queued", "queued"),
-        (2, "thread.run.in_progress", "in_progress"), (8, "thread.run.requires_action", "requires_action")]
+        (0, "thread.run.created", "queued"),
+        (1, "thread.run.queued", "queued"),
+        (2, "thread.run.in_progress", "in_progress"),
+        (8, "thread.run.requires_action", "requires_action"),
+    ]
     assert all(r["source"] == "sse" and r["has_usage"] is False and r["total_tokens"] is None for r in runs)
     assert runs[0]["created_at"] == datetime.fromtimestamp(1718035200, UTC)
     assert runs[0]["started_at"] is None and runs[2]["started_at"] == datetime.fromtimestamp(1718035201, UTC)
     assert json.loads(runs[3]["required_action"])["type"] == "submit_tool_outputs"
     assert json.loads(runs[0]["raw"])["instructions"] == "You are a weather bot."
     steps = rows["step_snapshots"]
-    assert [(s["seq"], s["status"], s["type"]) for s in steps] == [(3, "in_progress", "tool_calls"),
-                                                                    (4, "in_progress", "tool_calls")]
+    assert [(s["seq"], s["status"], s["type"]) for s in steps] == [
+        (3, "in_progress", "tool_calls"),
+        (4, "in_progress", "tool_calls"),
+    ]
     assert steps[0]["expired_at"] == datetime.fromtimestamp(1718035800, UTC)  # sent as expires_at
     calls = {(c["source"], c["step_id"]): c for c in rows["tool_call_snapshots"]}
     assert set(calls) == {("required_action", None), ("step", TOOL_STEP)}
     for call in calls.values():
         assert (call["tool_call_id"], call["type"], call["function_name"], call["arguments"]) == (
-            CALL, "function", "get_current_weather", '{"location":"San Francisco, CA"}')
+            CALL,
+            "function",
+            "get_current_weather",
+            '{"location":"San Francisco, CA"}',
+        )
     assert calls[("step", TOOL_STEP)]["seq"] == 7  # known from the deltas, last one at seq 7
 
 
@@ -119,11 +167,21 @@ def test_reference_stream_two_completes_with_usage():
     (exchange,) = rows["exchanges"]
     assert exchange["operation"] == "submitToolOutputsToRun" and exchange["error"] is None
     assert [e["event"] for e in rows["sse_events"]] == [
-        "thread.run.step.completed", "thread.run.queued", "thread.run.in_progress",
-        "thread.run.step.created", "thread.run.step.in_progress", "thread.message.created",
-        "thread.message.in_progress", "thread.message.delta", "thread.message.delta",
-        "thread.message.delta", "thread.message.completed", "thread.run.step.completed",
-        "thread.run.completed", "done"]
+        "thread.run.step.completed",
+        "thread.run.queued",
+        "thread.run.in_progress",
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.message.created",
+        "thread.message.in_progress",
+        "thread.message.delta",
+        "thread.message.delta",
+        "thread.message.delta",
+        "thread.message.completed",
+        "thread.run.step.completed",
+        "thread.run.completed",
+        "done",
+    ]
     runs = rows["run_snapshots"]
     assert [r["status"] for r in runs] == ["queued", "in_progress", "completed"]
     assert (runs[-1]["prompt_tokens"], runs[-1]["completion_tokens"], runs[-1]["total_tokens"]) == (340, 34, 374)
@@ -135,15 +193,21 @@ def test_reference_stream_two_completes_with_usage():
     assert json.loads(steps[(MSG_STEP, "in_progress")]["step_details"])["type"] == "message_creation"
     (call,) = rows["tool_call_snapshots"]
     assert (call["step_id"], call["tool_call_id"], call["arguments"], call["output"]) == (
-        TOOL_STEP, CALL, '{"location":"San Francisco, CA"}', '{"temp_c":18,"conditions":"fog"}')
+        TOOL_STEP,
+        CALL,
+        '{"location":"San Francisco, CA"}',
+        '{"temp_c":18,"conditions":"fog"}',
+    )
 
 
 def test_a_later_step_snapshot_carries_the_accumulated_deltas():
     first, _ = _reference_responses()
     in_progress = first.split(b"event: thread.run.step.in_progress\n")[1].split(b"\n\n")[0] + b"\n\n"
     # the same step reported again after its deltas, as some servers do
-    body = first.replace(b"event: thread.run.requires_action",
-                         b"event: thread.run.step.in_progress\n" + in_progress + b"event: thread.run.requires_action")
+    body = first.replace(
+        b"event: thread.run.requires_action",
+        b"event: thread.run.step.in_progress\n" + in_progress + b"event: thread.run.requires_action",
+    )
     rows = normalize(_stream_exchange(body, f"{BASE}/{THREAD}/runs"))
     before, after = rows["step_snapshots"][1], rows["step_snapshots"][2]
     assert json.loads(before["step_details"])["tool_calls"] == []
@@ -169,8 +233,10 @@ def test_live_chunks_give_real_arrival_times_and_the_same_rows():
     assert times == sorted(times) and len(set(times)) == len(times)
     assert [r["observed_at"] for r in live["run_snapshots"]] == [times[r["seq"]] for r in live["run_snapshots"]]
     for table in TABLES:
-        strip = lambda rows: [{k: v for k, v in r.items() if k not in ("observed_at", "received_at")}  # noqa: E731
-                              for r in rows]
+
+        def strip(rows):
+            return [{k: v for k, v in r.items() if k not in ("observed_at", "received_at")} for r in rows]
+
         assert strip(live[table]) == strip(offline[table])
 
 
@@ -192,45 +258,83 @@ def test_v1_run_without_usage_or_required_action():
 def test_list_runs_page():
     runs = [
         _run(id="run_1"),
-        _run(id="run_2", status="requires_action", usage=None, required_action={
-            "type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": [
-                {"id": "call_x", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}}),
-        _run(id="run_3", status="incomplete", incomplete_details={"reason": "max_completion_tokens"},
-             last_error={"code": "rate_limit_exceeded", "message": "slow down"}),
+        _run(
+            id="run_2",
+            status="requires_action",
+            usage=None,
+            required_action={
+                "type": "submit_tool_outputs",
+                "submit_tool_outputs": {
+                    "tool_calls": [{"id": "call_x", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+                },
+            },
+        ),
+        _run(
+            id="run_3",
+            status="incomplete",
+            incomplete_details={"reason": "max_completion_tokens"},
+            last_error={"code": "rate_limit_exceeded", "message": "slow down"},
+        ),
     ]
     page = {"object": "list", "data": runs, "first_id": "run_1", "last_id": "run_3", "has_more": False}
     rows = normalize(_exchange(f"{BASE}/thread_a/runs?limit=3", json.dumps(page).encode(), method="GET"))
     _check_shape(rows)
     snaps = rows["run_snapshots"]
     assert [(s["seq"], s["source"], s["run_id"], s["status"]) for s in snaps] == [
-        (0, "list", "run_1", "completed"), (1, "list", "run_2", "requires_action"),
-        (2, "list", "run_3", "incomplete")]
+        (0, "list", "run_1", "completed"),
+        (1, "list", "run_2", "requires_action"),
+        (2, "list", "run_3", "incomplete"),
+    ]
     assert [s["has_usage"] for s in snaps] == [True, False, True]
-    assert (snaps[2]["incomplete_reason"], snaps[2]["last_error_code"]) == ("max_completion_tokens", "rate_limit_exceeded")
+    assert (snaps[2]["incomplete_reason"], snaps[2]["last_error_code"]) == (
+        "max_completion_tokens",
+        "rate_limit_exceeded",
+    )
     (call,) = rows["tool_call_snapshots"]
     assert (call["run_id"], call["seq"], call["source"], call["function_name"]) == ("run_2", 1, "required_action", "f")
     assert rows["exchanges"][0]["run_id"] is None  # a list teaches no single run id
 
 
 def test_run_steps_endpoints_accept_expired_at_and_expires_at():
-    step = {"id": "step_1", "object": "thread.run.step", "run_id": "run_a", "thread_id": "thread_a",
-            "type": "tool_calls", "status": "completed", "created_at": 1, "expired_at": 50,
-            "step_details": {"type": "tool_calls", "tool_calls": [
-                {"id": "ci_1", "type": "code_interpreter",
-                 "code_interpreter": {"input": "1+1", "outputs": [{"type": "logs", "logs": "2"}]}}]},
-            "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}
+    step = {
+        "id": "step_1",
+        "object": "thread.run.step",
+        "run_id": "run_a",
+        "thread_id": "thread_a",
+        "type": "tool_calls",
+        "status": "completed",
+        "created_at": 1,
+        "expired_at": 50,
+        "step_details": {
+            "type": "tool_calls",
+            "tool_calls": [
+                {
+                    "id": "ci_1",
+                    "type": "code_interpreter",
+                    "code_interpreter": {"input": "1+1", "outputs": [{"type": "logs", "logs": "2"}]},
+                }
+            ],
+        },
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+    }
     rows = normalize(_exchange(f"{BASE}/thread_a/runs/run_a/steps/step_1", json.dumps(step).encode(), method="GET"))
     (snap,) = rows["step_snapshots"]
     assert snap["expired_at"] == datetime.fromtimestamp(50, UTC) and snap["total_tokens"] == 3
     assert rows["exchanges"][0]["step_id"] == "step_1"
     (call,) = rows["tool_call_snapshots"]
-    assert (call["type"], call["arguments"], json.loads(call["output"])) == ("code_interpreter", "1+1", [{"type": "logs", "logs": "2"}])
+    assert (call["type"], call["arguments"], json.loads(call["output"])) == (
+        "code_interpreter",
+        "1+1",
+        [{"type": "logs", "logs": "2"}],
+    )
     other = dict(step, id="step_2", expires_at=60)
     del other["expired_at"], other["usage"]
     page = json.dumps({"object": "list", "data": [step, other]}).encode()
     rows = normalize(_exchange(f"{BASE}/thread_a/runs/run_a/steps", page, method="GET"))
     assert [(s["seq"], s["expired_at"].timestamp(), s["has_usage"]) for s in rows["step_snapshots"]] == [
-        (0, 50, True), (1, 60, False)]
+        (0, 50, True),
+        (1, 60, False),
+    ]
 
 
 def test_status_comes_from_the_object_not_the_event_name():
@@ -238,17 +342,26 @@ def test_status_comes_from_the_object_not_the_event_name():
     body = f"event: thread.run.completed\ndata: {data}\n\nevent: done\ndata: [DONE]\n\n".encode()
     (snap,) = normalize(_stream_exchange(body, f"{BASE}/thread_a/runs"))["run_snapshots"]
     assert (snap["event"], snap["status"], snap["incomplete_reason"]) == (
-        "thread.run.completed", "incomplete", "max_prompt_tokens")
+        "thread.run.completed",
+        "incomplete",
+        "max_prompt_tokens",
+    )
 
 
 def test_create_thread_and_run_stream_learns_the_thread():
     thread = json.dumps({"id": "thread_new", "object": "thread", "created_at": 1, "metadata": {}})
     run = json.dumps(_run(id="run_new", thread_id="thread_new", status="queued"))
-    body = (f"event: thread.created\ndata: {thread}\n\nevent: thread.run.created\ndata: {run}\n\n"
-            "event: done\ndata: [DONE]\n\n").encode()
+    body = (
+        f"event: thread.created\ndata: {thread}\n\nevent: thread.run.created\ndata: {run}\n\n"
+        "event: done\ndata: [DONE]\n\n"
+    ).encode()
     rows = normalize(_stream_exchange(body, "https://api.openai.com/v1/threads/runs"))
     exchange = rows["exchanges"][0]
-    assert (exchange["operation"], exchange["thread_id"], exchange["run_id"]) == ("createThreadAndRun", "thread_new", "run_new")
+    assert (exchange["operation"], exchange["thread_id"], exchange["run_id"]) == (
+        "createThreadAndRun",
+        "thread_new",
+        "run_new",
+    )
     assert rows["sse_events"][0]["object_type"] == "thread" and len(rows["run_snapshots"]) == 1
 
 
@@ -262,11 +375,20 @@ def test_context_operations_give_an_exchange_row_only():
 
 
 def test_headers_are_redacted_and_read_in_any_casing():
-    request_headers = [("Authorization", "Bearer sk-live-secret"), ("OpenAI-Organization", "org-secret"),
-                       ("X-Stainless-Poll-Helper", "true"), ("X-Tenant-Key", "tenant-secret")]
+    request_headers = [
+        ("Authorization", "Bearer sk-live-secret"),
+        ("OpenAI-Organization", "org-secret"),
+        ("X-Stainless-Poll-Helper", "true"),
+        ("X-Tenant-Key", "tenant-secret"),
+    ]
     response_headers = [("X-Request-ID", "req_abc"), ("Openai-Processing-Ms", "187"), ("set-cookie", "s=secret")]
-    ex = _exchange(f"{BASE}/thread_a/runs/run_a", json.dumps(_run()).encode(), method="GET",
-                   request_headers=request_headers, response_headers=response_headers)
+    ex = _exchange(
+        f"{BASE}/thread_a/runs/run_a",
+        json.dumps(_run()).encode(),
+        method="GET",
+        request_headers=request_headers,
+        response_headers=response_headers,
+    )
     (row,) = normalize(ex, redact_extra=["x-tenant-key"])["exchanges"]
     text = json.dumps(row, default=str)
     assert "secret" not in text
@@ -276,8 +398,12 @@ def test_headers_are_redacted_and_read_in_any_casing():
 
 
 def test_request_model_and_invalid_utf8_bodies():
-    ex = _exchange(f"{BASE}/thread_a/runs", b"\xff not json \xfe", status=200,
-                   request_body=b'{"assistant_id": "asst_a", "model": "gpt-4o-mini"}')
+    ex = _exchange(
+        f"{BASE}/thread_a/runs",
+        b"\xff not json \xfe",
+        status=200,
+        request_body=b'{"assistant_id": "asst_a", "model": "gpt-4o-mini"}',
+    )
     (row,) = normalize(ex)["exchanges"]
     assert row["request_model"] == "gpt-4o-mini"
     assert row["response_body"] == "\ufffd not json \ufffd"
@@ -321,8 +447,12 @@ def test_no_response_and_foreign_routes():
 
 
 def test_unexpected_shapes_are_reported_not_raised():
-    run = _run(created_at="yesterday", usage={"prompt_tokens": "many", "total_tokens": 2**70},
-               required_action={"submit_tool_outputs": {"tool_calls": ["x"]}}, status=7)
+    run = _run(
+        created_at="yesterday",
+        usage={"prompt_tokens": "many", "total_tokens": 2**70},
+        required_action={"submit_tool_outputs": {"tool_calls": ["x"]}},
+        status=7,
+    )
     rows = normalize(_exchange(f"{BASE}/thread_a/runs/run_a", json.dumps(run).encode(), method="GET"))
     _check_shape(rows)
     (snap,) = rows["run_snapshots"]
@@ -345,8 +475,10 @@ def _insert(con, rows):
     for table, table_rows in rows.items():
         if table_rows:
             cols = column_names(table)
-            con.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                            [[row[c] for c in cols] for row in table_rows])
+            con.executemany(
+                f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [[row[c] for c in cols] for row in table_rows],
+            )
 
 
 def test_rows_load_into_a_real_store_and_the_views_agree(store):
@@ -358,10 +490,18 @@ def test_rows_load_into_a_real_store_and_the_views_agree(store):
         _insert(store, normalize(ex))
     assert store.execute("SELECT status, model, total_tokens FROM runs").fetchall() == [("completed", "gpt-4o", 374)]
     transitions = store.execute("SELECT from_status, to_status FROM run_transitions ORDER BY seq").fetchall()
-    assert transitions == [("queued", "in_progress"), ("in_progress", "requires_action"),
-                           ("requires_action", "queued"), ("queued", "in_progress"), ("in_progress", "completed")]
-    assert store.execute("SELECT run_id, step_id, tool_call_id, type, function_name, arguments FROM tool_calls").fetchall() == [
-        (RUN, TOOL_STEP, CALL, "function", "get_current_weather", '{"location":"San Francisco, CA"}')]
+    assert transitions == [
+        ("queued", "in_progress"),
+        ("in_progress", "requires_action"),
+        ("requires_action", "queued"),
+        ("queued", "in_progress"),
+        ("in_progress", "completed"),
+    ]
+    assert store.execute(
+        "SELECT run_id, step_id, tool_call_id, type, function_name, arguments FROM tool_calls"
+    ).fetchall() == [(RUN, TOOL_STEP, CALL, "function", "get_current_weather", '{"location":"San Francisco, CA"}')]
     assert store.execute("SELECT step_id, status, total_tokens FROM run_steps ORDER BY step_id").fetchall() == [
-        (TOOL_STEP, "completed", 163), (MSG_STEP, "completed", 211)]
+        (TOOL_STEP, "completed", 163),
+        (MSG_STEP, "completed", 211),
+    ]
     assert store.execute("SELECT count(*) FROM sse_events").fetchone() == (24,)

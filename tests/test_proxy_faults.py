@@ -9,7 +9,7 @@ import duckdb
 import httpx
 import pytest
 
-from demo.harness import start_proxy
+from runtap.demo.harness import start_proxy
 from tests.scripted_upstream import ScriptedUpstream
 
 SECRET = "sk-proj-SECRETSECRET1234567890"
@@ -33,8 +33,9 @@ def recorded(upstream, tmp_path_factory):
         # Streamed run with pauses: time to first event, directly and through the proxy.
         for name, base in (("direct", upstream.url), ("proxied", proxy.url)):
             start = time.monotonic()
-            with httpx.stream("POST", base + RUNS, json={"assistant_id": "a", "stream": True},
-                              headers=HEADERS, timeout=10) as resp:
+            with httpx.stream(
+                "POST", base + RUNS, json={"assistant_id": "a", "stream": True}, headers=HEADERS, timeout=10
+            ) as resp:
                 lines = resp.iter_lines()
                 next(line for line in lines if line.startswith("data:"))
                 seen[f"{name}_first_event_s"] = time.monotonic() - start
@@ -45,10 +46,9 @@ def recorded(upstream, tmp_path_factory):
             for i, _ in enumerate(resp.iter_lines()):
                 if i > 6:
                     break
-        with pytest.raises(httpx.HTTPError):
-            with client.stream("GET", RUNS + "/run_truncated") as resp:
-                for _ in resp.iter_lines():
-                    pass
+        with pytest.raises(httpx.HTTPError), client.stream("GET", RUNS + "/run_truncated") as resp:
+            for _ in resp.iter_lines():
+                pass
         seen["error_status"] = client.get(RUNS + "/run_error").status_code
         seen["rate_limited_status"] = client.get(RUNS + "/run_error", params={"status": 429}).status_code
         seen["notjson"] = client.get(RUNS + "/run_notjson").text
@@ -74,7 +74,7 @@ def _exchange(con, path_suffix: str, nth: int = 0):
 
 
 def test_stream_passes_through_without_buffering(recorded):
-    con, seen, _ = recorded
+    _con, seen, _ = recorded
     # The upstream pauses 0.5 s after the first event: a buffering proxy would add >= 1 s.
     added = seen["proxied_first_event_s"] - seen["direct_first_event_s"]
     assert added < 0.1, seen
@@ -98,7 +98,7 @@ def test_stream_events_carry_real_arrival_times(recorded):
 
 def test_client_disconnect_mid_stream_is_recorded_with_error(recorded):
     con, _, _ = recorded
-    status, error, body, streamed, events, _ = _exchange(con, "/run_endless")
+    status, error, _body, streamed, events, _ = _exchange(con, "/run_endless")
     assert status == 200 and streamed
     assert error, "a client disconnect must be recorded as an error"
     assert 0 < events < 200
@@ -106,19 +106,24 @@ def test_client_disconnect_mid_stream_is_recorded_with_error(recorded):
 
 def test_truncated_stream_is_recorded_with_error(recorded):
     con, _, _ = recorded
-    status, error, body, streamed, events, _ = _exchange(con, "/run_truncated")
+    _status, error, _body, _streamed, events, _ = _exchange(con, "/run_truncated")
     assert error
     assert events >= 1
-    assert con.execute(
-        "SELECT count(*) FROM run_snapshots r JOIN exchanges e USING (exchange_id) WHERE e.path LIKE '%run_truncated'"
-    ).fetchone()[0] >= 1
+    assert (
+        con.execute(
+            "SELECT count(*) FROM run_snapshots r JOIN exchanges e USING (exchange_id) "
+            "WHERE e.path LIKE '%run_truncated'"
+        ).fetchone()[0]
+        >= 1
+    )
 
 
 def test_upstream_errors_pass_through_and_are_recorded(recorded):
     con, seen, _ = recorded
     assert seen["error_status"] == 500 and seen["rate_limited_status"] == 429
-    statuses = sorted(r[0] for r in con.execute(
-        "SELECT status_code FROM exchanges WHERE path LIKE '%run_error'").fetchall())
+    statuses = sorted(
+        r[0] for r in con.execute("SELECT status_code FROM exchanges WHERE path LIKE '%run_error'").fetchall()
+    )
     assert statuses == [429, 500]
     bodies = con.execute("SELECT response_body FROM exchanges WHERE path LIKE '%run_error'").fetchall()
     assert all(json.loads(b)["error"]["type"] == "server_error" for (b,) in bodies)
@@ -135,10 +140,9 @@ def test_non_json_body_passes_and_is_recorded_with_error(recorded):
 def test_compressed_body_is_decoded_for_the_store_and_untouched_for_the_client(recorded):
     con, seen, _ = recorded
     assert seen["gzip_json"]["usage"]["total_tokens"] == 7
-    status, error, body, *_ = _exchange(con, "/run_gzip")
+    _status, error, body, *_ = _exchange(con, "/run_gzip")
     assert error is None and json.loads(body)["status"] == "completed"
-    tokens = con.execute(
-        "SELECT total_tokens FROM runs WHERE run_id = 'run_scripted1'").fetchone()[0]
+    tokens = con.execute("SELECT total_tokens FROM runs WHERE run_id = 'run_scripted1'").fetchone()[0]
     assert tokens is not None
 
 
@@ -165,7 +169,8 @@ def test_no_secret_anywhere_in_the_store(recorded):
             """SELECT table_name, column_name FROM information_schema.columns
                WHERE data_type IN ('VARCHAR', 'JSON')"""
         ).fetchall():
-            hits = con.execute(f'SELECT count(*) FROM "{table}" WHERE "{column}"::VARCHAR LIKE ?',
-                               [f"%{secret}%"]).fetchone()[0]
+            hits = con.execute(
+                f'SELECT count(*) FROM "{table}" WHERE "{column}"::VARCHAR LIKE ?', [f"%{secret}%"]
+            ).fetchone()[0]
             assert hits == 0, (table, column)
     assert SECRET not in seen["log"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import duckdb
 import httpx
 
-from demo.harness import start_proxy
-from simulator.config import SimConfig
-from simulator.server import start_simulator
+from runtap.demo.harness import start_proxy
+from runtap.simulator.config import SimConfig
+from runtap.simulator.server import start_simulator
 
 
 def test_regular_mode_records_runs_traffic_sent_through_an_explicit_proxy(tmp_path):
@@ -15,8 +15,9 @@ def test_regular_mode_records_runs_traffic_sent_through_an_explicit_proxy(tmp_pa
     with start_simulator(SimConfig(seed=1, run_ms=50)) as sim:
         proxy = start_proxy("https://unused.invalid", db, extra_args=["--mode", "regular"])
         try:
-            with httpx.Client(proxy=proxy.url, base_url=sim.base_url, timeout=10,
-                              headers={"Authorization": "Bearer sk-regular-mode"}) as client:
+            with httpx.Client(
+                proxy=proxy.url, base_url=sim.base_url, timeout=10, headers={"Authorization": "Bearer sk-regular-mode"}
+            ) as client:
                 thread = client.post("/threads", json={}).json()
                 run = client.post(f"/threads/{thread['id']}/runs", json={"assistant_id": "asst_r"}).json()
                 assert client.get("/models").status_code in (200, 404)  # passes through, unrecorded

@@ -1,6 +1,6 @@
 """redact_headers: secrets replaced in any casing, everything else kept in order."""
 
-from addon.redact import DEFAULT_REDACTED, REDACTED, redact_headers
+from runtap.addon.redact import DEFAULT_REDACTED, REDACTED, redact_headers
 
 
 def test_secret_headers_are_redacted_in_any_casing_and_order_is_kept():
@@ -32,5 +32,12 @@ def test_extra_names_are_redacted_too():
 
 def test_defaults_cover_the_documented_secrets():
     lowered = {name.lower() for name in DEFAULT_REDACTED}
-    assert {"authorization", "api-key", "openai-organization", "openai-project", "cookie",
-            "set-cookie", "proxy-authorization"} <= lowered
+    assert {
+        "authorization",
+        "api-key",
+        "openai-organization",
+        "openai-project",
+        "cookie",
+        "set-cookie",
+        "proxy-authorization",
+    } <= lowered

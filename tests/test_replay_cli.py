@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import duckdb
 import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from cli import cli
-from demo.harness import free_port
-from replay.execute import request_headers
-from replay.matchers import FAILURE, WARNING, Difference
-from replay.options import parse_headers, parse_id_map, parse_target
-from replay.render import render_json, render_table, write_junit
-from replay.results import save_report
-from replay.runner import ReplayReport, SessionResult, StepResult
-from replay.sessions import Exchange, Step
-from store.errors import RuntapError
-from store.schema import all_ddl
+from runtap.cli import cli
+from runtap.demo.harness import free_port
+from runtap.errors import RuntapError
+from runtap.replay.execute import request_headers
+from runtap.replay.matchers import FAILURE, WARNING, Difference
+from runtap.replay.options import parse_headers, parse_id_map, parse_target
+from runtap.replay.render import render_json, render_table, write_junit
+from runtap.replay.results import save_report
+from runtap.replay.runner import ReplayReport, SessionResult, StepResult
+from runtap.replay.sessions import Exchange, Step
+from runtap.store.schema import all_ddl
 
 
 def invoke(*args: str, env: dict | None = None):
@@ -40,8 +40,22 @@ def empty_store(tmp_path) -> str:
 def test_help_names_the_options():
     result = invoke("--help")
     assert result.exit_code == 0
-    for option in ("--target", "--thread", "--capture", "--since", "--concurrency", "--speed", "--timeout",
-                   "--junit", "--format", "--map-id", "--header", "--ignore", "--token-tolerance", "--max-slowdown"):
+    for option in (
+        "--target",
+        "--thread",
+        "--capture",
+        "--since",
+        "--concurrency",
+        "--speed",
+        "--timeout",
+        "--junit",
+        "--format",
+        "--map-id",
+        "--header",
+        "--ignore",
+        "--token-tolerance",
+        "--max-slowdown",
+    ):
         assert option in result.output
 
 
@@ -85,16 +99,28 @@ def test_parsers():
 
 
 def _report() -> ReplayReport:
-    t0 = datetime(2026, 5, 1, tzinfo=timezone.utc)
-    ex = Exchange("x1", "createRun", "POST", "http://h/v1/threads/thread_a/runs", "thread_a", 200, t0, 12.0,
-                  False, (), "{}", "{}")
+    t0 = datetime(2026, 5, 1, tzinfo=UTC)
+    ex = Exchange(
+        "x1", "createRun", "POST", "http://h/v1/threads/thread_a/runs", "thread_a", 200, t0, 12.0, False, (), "{}", "{}"
+    )
     ok = StepResult(Step(0, "request", (ex,)), "/v1/threads/thread_n/runs", 200, 200, 12.0, 15.0, [])
-    bad = StepResult(Step(1, "request", (ex,)), "/v1/threads/thread_n/runs", 200, 500, 12.0, 3.0, [
-        Difference("$.status_code", 200, 500, FAILURE, "HTTP status 200 recorded, 500 replayed: boom"),
-        Difference("$.runs[0].instructions", "a", "b", WARNING, "runs[0].instructions: recorded 'a', replayed 'b'")])
+    bad = StepResult(
+        Step(1, "request", (ex,)),
+        "/v1/threads/thread_n/runs",
+        200,
+        500,
+        12.0,
+        3.0,
+        [
+            Difference("$.status_code", 200, 500, FAILURE, "HTTP status 200 recorded, 500 replayed: boom"),
+            Difference("$.runs[0].instructions", "a", "b", WARNING, "runs[0].instructions: recorded 'a', replayed 'b'"),
+        ],
+    )
     report = ReplayReport("r1", "http://127.0.0.1:1", t0, t0)
-    report.sessions = [SessionResult("thread_a", "thread_n", [ok], [], 30.0),
-                       SessionResult("thread_b", None, [ok, bad], [], 40.0)]
+    report.sessions = [
+        SessionResult("thread_a", "thread_n", [ok], [], 30.0),
+        SessionResult("thread_b", None, [ok, bad], [], 40.0),
+    ]
     return report
 
 
@@ -108,7 +134,9 @@ def test_json_junit_and_stored_results(tmp_path):
     write_junit(report, str(junit))
     suites = ET.parse(junit).getroot().findall("testsuite")
     assert [(s.get("name"), s.get("tests"), s.get("failures")) for s in suites] == [
-        ("thread_a", "1", "0"), ("thread_b", "2", "1")]
+        ("thread_a", "1", "0"),
+        ("thread_b", "2", "1"),
+    ]
     failure = suites[1].findall("testcase")[1].find("failure")
     assert "500 replayed" in failure.get("message")
     assert "instructions" in suites[1].findall("testcase")[1].find("system-out").text
@@ -118,8 +146,9 @@ def test_json_junit_and_stored_results(tmp_path):
     save_report(db, report)  # appends; tables already exist
     con = duckdb.connect(db, read_only=True)
     assert con.execute("SELECT count(*), sum(passed) FROM replays").fetchone() == (2, 2)
-    assert con.execute("SELECT thread_id, passed, failures, warnings FROM replay_sessions ORDER BY thread_id LIMIT 2"
-                       ).fetchall() == [("thread_a", True, 0, 0), ("thread_a", True, 0, 0)]
+    assert con.execute(
+        "SELECT thread_id, passed, failures, warnings FROM replay_sessions ORDER BY thread_id LIMIT 2"
+    ).fetchall() == [("thread_a", True, 0, 0), ("thread_a", True, 0, 0)]
     assert con.execute("SELECT count(*) FROM replay_differences WHERE severity = 'failure'").fetchone() == (2,)
     con.close()
 
@@ -127,9 +156,11 @@ def test_json_junit_and_stored_results(tmp_path):
 def test_target_down_exits_2(tmp_path):
     db = empty_store(tmp_path)
     con = duckdb.connect(db)
-    con.execute("INSERT INTO exchanges (exchange_id, operation, method, url, thread_id, status_code, "
-                "request_started_at, response_body) VALUES ('x', 'createThread', 'POST', "
-                "'http://h/v1/threads', 'thread_a', 200, now(), '{}')")
+    con.execute(
+        "INSERT INTO exchanges (exchange_id, operation, method, url, thread_id, status_code, "
+        "request_started_at, response_body) VALUES ('x', 'createThread', 'POST', "
+        "'http://h/v1/threads', 'thread_a', 200, now(), '{}')"
+    )
     con.close()
     down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     result = invoke("--target", down, "--db", db)
@@ -139,12 +170,22 @@ def test_target_down_exits_2(tmp_path):
 
 
 def test_recorded_secrets_and_hop_by_hop_headers_are_never_resent():
-    recorded = (("Authorization", "[REDACTED]"), ("OpenAI-Organization", "[REDACTED]"), ("X-Custom", "[REDACTED]"),
-                ("Connection", "keep-alive"), ("Content-Length", "12"), ("Host", "api.openai.com"),
-                ("OpenAI-Beta", "assistants=v2"), ("X-Stainless-Poll-Helper", "true"))
+    recorded = (
+        ("Authorization", "[REDACTED]"),
+        ("OpenAI-Organization", "[REDACTED]"),
+        ("X-Custom", "[REDACTED]"),
+        ("Connection", "keep-alive"),
+        ("Content-Length", "12"),
+        ("Host", "api.openai.com"),
+        ("OpenAI-Beta", "assistants=v2"),
+        ("X-Stainless-Poll-Helper", "true"),
+    )
     sent = request_headers(recorded, (("Authorization", "Bearer sk-env"),))
-    assert sent == [("OpenAI-Beta", "assistants=v2"), ("X-Stainless-Poll-Helper", "true"),
-                    ("Authorization", "Bearer sk-env")]
+    assert sent == [
+        ("OpenAI-Beta", "assistants=v2"),
+        ("X-Stainless-Poll-Helper", "true"),
+        ("Authorization", "Bearer sk-env"),
+    ]
 
 
 def test_table_shows_each_session_with_its_differences():

@@ -13,12 +13,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli import cli
-from demo.harness import start_proxy
-from demo.workload import ASSISTANTS, run_workload
-from simulator.config import SimConfig
-from simulator.server import start_simulator
-from store.reader import open_store
+from runtap.cli import cli
+from runtap.demo.harness import start_proxy
+from runtap.demo.workload import ASSISTANTS, run_workload
+from runtap.simulator.config import SimConfig
+from runtap.simulator.server import start_simulator
+from runtap.store.reader import open_store
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -39,8 +39,9 @@ def recording(tmp_path_factory):
         assert proxy.proc.returncode == 0, proxy.log_text()
     with open_store(db) as con:
         polls = con.execute("SELECT count(*) FROM exchanges WHERE operation = 'getRun'").fetchone()[0]
-        tool_sessions = con.execute("SELECT thread_id, bool_or(streamed) FROM exchanges "
-                                    "WHERE operation = 'submitToolOutputsToRun' GROUP BY ALL").fetchall()
+        tool_sessions = con.execute(
+            "SELECT thread_id, bool_or(streamed) FROM exchanges WHERE operation = 'submitToolOutputsToRun' GROUP BY ALL"
+        ).fetchall()
     assert polls >= 6  # the poll loops are there to collapse
     # The changes below rely on these sessions calling tools (polled and streamed).
     assert dict(tool_sessions) == {workload.threads[POLLED_TOOLS]: False, workload.threads[STREAMED_TOOLS]: True}
@@ -49,8 +50,21 @@ def recording(tmp_path_factory):
 
 def replay(db: str, sim_url: str, *extra: str):
     result = CliRunner().invoke(
-        cli, ["replay", "--target", sim_url, "--db", db, "--format", "json", "--concurrency", "6",
-              "--timeout", "20", *extra],
+        cli,
+        [
+            "replay",
+            "--target",
+            sim_url,
+            "--db",
+            db,
+            "--format",
+            "json",
+            "--concurrency",
+            "6",
+            "--timeout",
+            "20",
+            *extra,
+        ],
         env={"OPENAI_API_KEY": "sk-replay-key"},
     )
     assert result.exit_code in (0, 1), result.output
@@ -64,7 +78,8 @@ def failed_sessions(report: dict) -> set[str]:
 def messages(report: dict, thread: str) -> list[str]:
     session = next(s for s in report["details"] if s["thread_id"] == thread)
     return [d["message"] for step in session["steps"] for d in step["differences"] if d["severity"] == "failure"] + [
-        d["message"] for d in session["differences"] if d["severity"] == "failure"]
+        d["message"] for d in session["differences"] if d["severity"] == "failure"
+    ]
 
 
 def test_replay_against_a_fresh_slower_simulator_passes_everything(recording, tmp_path):
@@ -78,8 +93,15 @@ def test_replay_against_a_fresh_slower_simulator_passes_everything(recording, tm
     waits = [s for d in report["details"] for s in d["steps"] if s["kind"] == "wait"]
     assert waits and all(s["replayed_status"] == 200 for s in waits)
     kinds = {s["operation"] for d in report["details"] for s in d["steps"]}
-    assert {"createThread", "createMessage", "createRun", "submitToolOutputsToRun", "cancelRun",
-            "createThreadAndRun", "getRun"} <= kinds
+    assert {
+        "createThread",
+        "createMessage",
+        "createRun",
+        "submitToolOutputsToRun",
+        "cancelRun",
+        "createThreadAndRun",
+        "getRun",
+    } <= kinds
     assert (tmp_path / "replay.xml").read_text().count("<testsuite ") == 6
     with open_store(db) as con:  # results were stored next to the recording
         assert con.execute("SELECT sessions, passed FROM replays").fetchall()[-1] == (6, 6)
@@ -89,8 +111,11 @@ def test_replay_against_a_fresh_slower_simulator_passes_everything(recording, tm
     ("fault", "affected", "words"),
     [
         ("outcome=failed,match=Paris", POLLED_TOOLS, "replayed 'failed'"),
-        ("rename=get_current_weather:get_weather,match=Tokyo", STREAMED_TOOLS,
-         "tool function renamed: recorded get_current_weather(), replayed get_weather()"),
+        (
+            "rename=get_current_weather:get_weather,match=Tokyo",
+            STREAMED_TOOLS,
+            "tool function renamed: recorded get_current_weather(), replayed get_weather()",
+        ),
         ("tokens=3,match=French", CREATE_AND_RUN, "total_tokens: recorded"),
         ("status=500,op=createRun,match=slow", CANCELLED, "HTTP status 200 recorded, 500 replayed"),
         ("cut=5,op=createRun", STREAMED_TOOLS, "stream events differ at #5"),
@@ -99,8 +124,9 @@ def test_replay_against_a_fresh_slower_simulator_passes_everything(recording, tm
 )
 def test_each_change_fails_exactly_the_affected_session(recording, fault, affected, words):
     db, threads = recording
-    with start_simulator(SimConfig(seed=SEED, assistants=ASSISTANTS, run_ms=60, poll_after_ms=20,
-                                   faults=[fault])) as sim:
+    with start_simulator(
+        SimConfig(seed=SEED, assistants=ASSISTANTS, run_ms=60, poll_after_ms=20, faults=[fault])
+    ) as sim:
         code, report = replay(db, sim.url)
     assert code == 1
     assert failed_sessions(report) == {threads[affected]}
@@ -113,7 +139,9 @@ def test_recorded_pacing_and_thread_filter(recording):
     with open_store(db) as con:
         span = con.execute(
             "SELECT epoch_ms(max(request_started_at)) - epoch_ms(min(request_started_at)) FROM exchanges "
-            "WHERE thread_id = ?", [threads[POLLED_TOOLS]]).fetchone()[0]
+            "WHERE thread_id = ?",
+            [threads[POLLED_TOOLS]],
+        ).fetchone()[0]
     with start_simulator(SimConfig(seed=SEED, assistants=ASSISTANTS, run_ms=60, poll_after_ms=20)) as sim:
         code, report = replay(db, sim.url, "--thread", threads[POLLED_TOOLS], "--speed", "1")
     assert (code, report["sessions"], report["passed"]) == (0, 1, 1)

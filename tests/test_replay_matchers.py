@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from replay.matchers import (
+from runtap.replay.matchers import (
     FAILURE,
     WARNING,
     MatchOptions,
@@ -18,19 +18,39 @@ from replay.matchers import (
     match_usage,
     milestones,
 )
-from replay.observe import Observation, observe
+from runtap.replay.observe import Observation, observe
 
 RUN = {
-    "id": "run_1", "object": "thread.run", "thread_id": "thread_1", "assistant_id": "asst_1",
-    "status": "completed", "model": "gpt-4o", "instructions": "Be brief.", "created_at": 100,
-    "completed_at": 105, "required_action": None, "usage": {"prompt_tokens": 100, "completion_tokens": 20,
-                                                             "total_tokens": 120},
+    "id": "run_1",
+    "object": "thread.run",
+    "thread_id": "thread_1",
+    "assistant_id": "asst_1",
+    "status": "completed",
+    "model": "gpt-4o",
+    "instructions": "Be brief.",
+    "created_at": 100,
+    "completed_at": 105,
+    "required_action": None,
+    "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
 }
 STEP = {
-    "id": "step_1", "object": "thread.run.step", "run_id": "run_1", "type": "tool_calls", "status": "completed",
-    "step_details": {"type": "tool_calls", "tool_calls": [
-        {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Oslo","days":2}'}}]},
-    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}, "created_at": 101,
+    "id": "step_1",
+    "object": "thread.run.step",
+    "run_id": "run_1",
+    "type": "tool_calls",
+    "status": "completed",
+    "step_details": {
+        "type": "tool_calls",
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "weather", "arguments": '{"city":"Oslo","days":2}'},
+            }
+        ],
+    },
+    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    "created_at": 101,
 }
 
 
@@ -49,8 +69,9 @@ OPTS = MatchOptions()
 
 def test_same_outcome_with_new_ids_and_times_and_reformatted_arguments_matches():
     step = renamed(STEP, id="step_9", run_id="run_9", created_at=999)
-    step["step_details"]["tool_calls"][0].update(id="call_9", function={
-        "name": "weather", "arguments": '{ "days": 2, "city": "Oslo" }'})
+    step["step_details"]["tool_calls"][0].update(
+        id="call_9", function={"name": "weather", "arguments": '{ "days": 2, "city": "Oslo" }'}
+    )
     rep = obs(renamed(RUN, id="run_9", thread_id="thread_9", created_at=900, completed_at=901), step)
     assert compare_step(obs(RUN, STEP), rep, OPTS) == []
 
@@ -58,10 +79,17 @@ def test_same_outcome_with_new_ids_and_times_and_reformatted_arguments_matches()
 @pytest.mark.parametrize(
     ("replayed", "path", "words"),
     [
-        (obs(renamed(RUN, status="failed"), STEP), "$.runs[0].status", "run status: recorded 'completed', replayed 'failed'"),
+        (
+            obs(renamed(RUN, status="failed"), STEP),
+            "$.runs[0].status",
+            "run status: recorded 'completed', replayed 'failed'",
+        ),
         (obs(renamed(RUN, model="gpt-4o-mini"), STEP), "$.runs[0].model", "model: recorded 'gpt-4o'"),
-        (obs(renamed(RUN, usage={"prompt_tokens": 300, "completion_tokens": 60, "total_tokens": 360}), STEP),
-         "$.runs[0].usage.prompt_tokens", "prompt_tokens: recorded 100, replayed 300 (3.00x, tolerance 10%)"),
+        (
+            obs(renamed(RUN, usage={"prompt_tokens": 300, "completion_tokens": 60, "total_tokens": 360}), STEP),
+            "$.runs[0].usage.prompt_tokens",
+            "prompt_tokens: recorded 100, replayed 300 (3.00x, tolerance 10%)",
+        ),
         (obs(RUN, renamed(STEP, type="message_creation")), "$.steps[0].type", "step type"),
         (obs(RUN), "$.steps", "steps: recorded 1 (tool_calls), replayed 0"),
         (obs(RUN, STEP, status=500), "$.status_code", "HTTP status 200 recorded, 500 replayed"),
@@ -75,10 +103,16 @@ def test_each_regression_is_a_failure_that_names_it(replayed, path, words):
 
 def test_tool_call_renamed_and_arguments_changed():
     for function, path, words in [
-        ({"name": "get_weather", "arguments": '{"city":"Oslo","days":2}'}, "$.steps[0].tool_calls[0].function.name",
-         "tool function renamed: recorded weather(), replayed get_weather()"),
-        ({"name": "weather", "arguments": '{"city":"Rome","days":2}'}, "$.steps[0].tool_calls[0].function.arguments",
-         "weather() arguments"),
+        (
+            {"name": "get_weather", "arguments": '{"city":"Oslo","days":2}'},
+            "$.steps[0].tool_calls[0].function.name",
+            "tool function renamed: recorded weather(), replayed get_weather()",
+        ),
+        (
+            {"name": "weather", "arguments": '{"city":"Rome","days":2}'},
+            "$.steps[0].tool_calls[0].function.arguments",
+            "weather() arguments",
+        ),
     ]:
         step = copy.deepcopy(STEP)
         step["step_details"]["tool_calls"][0]["function"] = function
@@ -105,7 +139,10 @@ def test_stream_event_types_compare_deduplicated():
         return Observation(200, streamed=True, events=list(names))
 
     rec = stream("thread.run.created", "thread.message.delta", "thread.message.delta", "thread.run.completed", "done")
-    assert compare_step(rec, stream("thread.run.created", "thread.message.delta", "thread.run.completed", "done"), OPTS) == []
+    assert (
+        compare_step(rec, stream("thread.run.created", "thread.message.delta", "thread.run.completed", "done"), OPTS)
+        == []
+    )
     (diff,) = compare_step(rec, stream("thread.run.created", "thread.message.delta"), OPTS)
     assert diff.severity == FAILURE
     assert diff.message == "stream events differ at #2: recorded thread.run.completed, replayed end of stream"

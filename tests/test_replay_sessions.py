@@ -3,24 +3,41 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
 
-from replay.sessions import Exchange, build_steps, load_sessions
-from store.errors import RuntapError
-from store.schema import all_ddl
+from runtap.errors import RuntapError
+from runtap.replay.sessions import Exchange, build_steps, load_sessions
+from runtap.store.schema import all_ddl
 
-T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def ex(n: int, operation: str, method: str, path: str, status: int = 200, body: str | None = None,
-       thread: str | None = "thread_a", response: str | None = None) -> Exchange:
+def ex(
+    n: int,
+    operation: str,
+    method: str,
+    path: str,
+    status: int = 200,
+    body: str | None = None,
+    thread: str | None = "thread_a",
+    response: str | None = None,
+) -> Exchange:
     return Exchange(
-        exchange_id=f"x{n:03d}", operation=operation, method=method, url=f"https://api.test{path}",
-        thread_id=thread, status_code=status, started_at=T0 + timedelta(seconds=n),
-        duration_ms=10.0, streamed=False, request_headers=(), request_body=body, response_body=response,
+        exchange_id=f"x{n:03d}",
+        operation=operation,
+        method=method,
+        url=f"https://api.test{path}",
+        thread_id=thread,
+        status_code=status,
+        started_at=T0 + timedelta(seconds=n),
+        duration_ms=10.0,
+        streamed=False,
+        request_headers=(),
+        request_body=body,
+        response_body=response,
     )
 
 
@@ -51,8 +68,10 @@ def test_poll_loop_is_one_wait_step_and_retries_are_sent_once():
 
 
 def test_a_failure_not_retried_is_kept():
-    exchanges = [ex(0, "createRun", "POST", "/v1/threads/thread_a/runs", status=500, body="{}"),
-                 ex(1, "getRun", "GET", "/v1/threads/thread_a/runs/run_1")]
+    exchanges = [
+        ex(0, "createRun", "POST", "/v1/threads/thread_a/runs", status=500, body="{}"),
+        ex(1, "getRun", "GET", "/v1/threads/thread_a/runs/run_1"),
+    ]
     assert [s.first.status_code for s in build_steps(exchanges)] == [500, 200]
 
 
@@ -72,12 +91,28 @@ def write_store(path: str, rows: list[dict]) -> None:
     con.close()
 
 
-def row(n: int, thread: str | None, operation: str, method: str, path: str, capture: str = "cap1",
-        response: str | None = None, start: datetime = T0) -> dict:
+def row(
+    n: int,
+    thread: str | None,
+    operation: str,
+    method: str,
+    path: str,
+    capture: str = "cap1",
+    response: str | None = None,
+    start: datetime = T0,
+) -> dict:
     return {
-        "exchange_id": f"{thread}-{n}", "capture_id": capture, "operation": operation, "method": method,
-        "url": f"http://127.0.0.1:9{path}", "path": path, "thread_id": thread, "status_code": 200,
-        "request_started_at": start + timedelta(seconds=n), "duration_ms": 5.0, "streamed": False,
+        "exchange_id": f"{thread}-{n}",
+        "capture_id": capture,
+        "operation": operation,
+        "method": method,
+        "url": f"http://127.0.0.1:9{path}",
+        "path": path,
+        "thread_id": thread,
+        "status_code": 200,
+        "request_started_at": start + timedelta(seconds=n),
+        "duration_ms": 5.0,
+        "streamed": False,
         "request_headers": json.dumps([["Authorization", "[REDACTED]"], ["OpenAI-Beta", "assistants=v2"]]),
         "response_body": response,
     }
@@ -86,13 +121,23 @@ def row(n: int, thread: str | None, operation: str, method: str, path: str, capt
 @pytest.fixture
 def store(tmp_path):
     db = str(tmp_path / "rec.duckdb")
-    write_store(db, [
-        row(0, None, "createThread", "POST", "/v1/threads", response='{"id": "thread_a", "object": "thread"}'),
-        row(1, "thread_a", "createRun", "POST", "/v1/threads/thread_a/runs"),
-        row(2, "thread_b", "createThreadAndRun", "POST", "/v1/threads/runs", capture="cap2",
-            start=T0 + timedelta(days=1)),
-        row(3, None, "listRuns", "GET", "/v1/threads/x/runs"),  # no thread: not part of any session
-    ])
+    write_store(
+        db,
+        [
+            row(0, None, "createThread", "POST", "/v1/threads", response='{"id": "thread_a", "object": "thread"}'),
+            row(1, "thread_a", "createRun", "POST", "/v1/threads/thread_a/runs"),
+            row(
+                2,
+                "thread_b",
+                "createThreadAndRun",
+                "POST",
+                "/v1/threads/runs",
+                capture="cap2",
+                start=T0 + timedelta(days=1),
+            ),
+            row(3, None, "listRuns", "GET", "/v1/threads/x/runs"),  # no thread: not part of any session
+        ],
+    )
     return db
 
 
@@ -111,7 +156,7 @@ def test_load_sessions_filters(store):
 
 
 def test_no_sessions_is_a_clear_error(store, tmp_path):
-    with pytest.raises(RuntapError, match="no recorded sessions .* matching capture nope"):
+    with pytest.raises(RuntapError, match=r"no recorded sessions .* matching capture nope"):
         load_sessions(store, capture="nope")
     with pytest.raises(RuntapError, match="no recorded session for thread thread_zz"):
         load_sessions(store, threads=("thread_a", "thread_zz"))

@@ -11,8 +11,8 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from analysis import REPORTS
-from cli import cli
+from runtap.analysis import REPORTS
+from runtap.cli import cli
 from tests.fixtures.report_store import build_report_store, create_empty_store
 
 COMMANDS = [*sorted(REPORTS), "html"]
@@ -65,7 +65,9 @@ def test_json_fields_of_transitions_and_latency(store):
 def test_json_section_option(store):
     rows = json.loads(invoke("transitions", "--db", store, "--format", "json", "--section", "reasons").stdout)
     assert {(r["status"], r["reason"]) for r in rows} == {
-        ("failed", "rate_limit_exceeded"), ("incomplete", "max_completion_tokens")}
+        ("failed", "rate_limit_exceeded"),
+        ("incomplete", "max_completion_tokens"),
+    }
     bad = CliRunner().invoke(cli, ["report", "tokens", "--db", store, "--format", "json", "--section", "nope"])
     assert bad.exit_code == 2 and "no section 'nope'" in bad.output
 
@@ -103,8 +105,21 @@ def test_every_report_in_every_format(store, name, fmt):
 
 
 def test_filters_on_the_command_line(store):
-    result = invoke("tokens", "--db", store, "--format", "json", "--model", "gpt-4o", "--model", "o3-mini",
-                    "--since", "2026-03-01", "--until", "2026-03-01T10:00:25")
+    result = invoke(
+        "tokens",
+        "--db",
+        store,
+        "--format",
+        "json",
+        "--model",
+        "gpt-4o",
+        "--model",
+        "o3-mini",
+        "--since",
+        "2026-03-01",
+        "--until",
+        "2026-03-01T10:00:25",
+    )
     assert {r["model"]: r["runs"] for r in json.loads(result.stdout)} == {"gpt-4o": 2}
     by_capture = json.loads(invoke("summary", "--db", store, "--format", "json", "--capture", "cap_b").stdout)
     assert by_capture[0]["runs"] == 3 and by_capture[0]["exchanges"] == 6

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, defaultdict
 
-from analysis import run_report
+from runtap.analysis import run_report
 
 
 def _served_transitions(truth) -> Counter:
     counts: Counter = Counter()
     for run in truth["runs"]:
         seq = run["served_statuses"]
-        counts.update(zip(seq, seq[1:]))
+        counts.update(itertools.pairwise(seq))
     return counts
 
 

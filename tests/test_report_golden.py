@@ -6,7 +6,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from analysis import REPORTS, Filters, parse_instant, run_report
+from runtap.analysis import REPORTS, Filters, parse_instant, run_report
 from tests.fixtures.report_store import build_report_store
 
 
@@ -30,42 +30,98 @@ def rows(frame: pl.DataFrame, *columns: str) -> set[tuple]:
 
 # One golden row per report: key columns -> expected values, worked out from the fixture's docstring.
 GOLDEN = {
-    "tokens": (("model",), {
-        ("gpt-4o",): {"runs": 2, "runs_with_usage": 2, "prompt_tokens": 600, "completion_tokens": 120,
-                      "total_tokens": 720},
-        ("acme-llm-7b",): {"runs": 1, "total_tokens": 1200, "cost_usd": None},
-        ("gpt-4-turbo",): {"runs": 2, "runs_with_usage": 0, "total_tokens": None, "cost_usd": None},
-    }),
-    "transitions": (("from_status", "to_status"), {
-        ("queued", "completed"): {"count": 1},  # the poll that skipped in_progress
-        ("requires_action", "queued"): {"count": 1},
-        ("in_progress", "incomplete"): {"count": 1},  # status, not the thread.run.completed event
-        ("queued", "in_progress"): {"count": 6},
-    }),
-    "durations": (("model",), {
-        ("gpt-4o-mini",): {"runs": 1, "queue_p50_ms": 1000.0, "execution_p50_ms": 6000.0,
-                           "end_to_end_p50_ms": 7000.0, "requires_action_runs": 1,
-                           "requires_action_p50_ms": 3020.0, "polls_per_run": 4.0},
-        ("gpt-4o",): {"runs": 2, "queue_p50_ms": 500.0, "execution_p50_ms": 1000.0, "requires_action_runs": 0,
-                      "requires_action_p50_ms": None, "polls_per_run": 1.0},
-        ("o3-mini",): {"end_to_end_p50_ms": 3000.0, "polls_per_run": 3.0},
-    }),
-    "latency": (("operation",), {
-        ("getRun",): {"requests": 12, "failed": 1, "max_ms": 500.0},
-        ("createRun",): {"requests": 6, "streams": 1, "first_byte_p50_ms": 15.0, "first_event_p50_ms": 20.0,
-                         "first_delta_p50_ms": 800.0, "headers_p50_ms": 50.0},
-    }),
-    "steps": (("type", "tool"), {
-        ("tool_calls", "get_weather"): {"steps": 1, "failed": 0, "tool_calls": 1, "total_tokens": 230,
-                                        "avg_duration_ms": 4000.0},
-        ("tool_calls", "code_interpreter"): {"steps": 1, "failed": 1, "total_tokens": None,
-                                             "avg_duration_ms": None},
-        ("message_creation", None): {"steps": 2, "total_tokens": 120, "avg_duration_ms": 1000.0},
-    }),
-    "summary": (("exchanges",), {
-        (22,): {"threads": 6, "runs": 7, "models": 5, "total_tokens": 2320, "failure_rate": 1 / 6,
-                "http_error_rate": 1 / 22},
-    }),
+    "tokens": (
+        ("model",),
+        {
+            ("gpt-4o",): {
+                "runs": 2,
+                "runs_with_usage": 2,
+                "prompt_tokens": 600,
+                "completion_tokens": 120,
+                "total_tokens": 720,
+            },
+            ("acme-llm-7b",): {"runs": 1, "total_tokens": 1200, "cost_usd": None},
+            ("gpt-4-turbo",): {"runs": 2, "runs_with_usage": 0, "total_tokens": None, "cost_usd": None},
+        },
+    ),
+    "transitions": (
+        ("from_status", "to_status"),
+        {
+            ("queued", "completed"): {"count": 1},  # the poll that skipped in_progress
+            ("requires_action", "queued"): {"count": 1},
+            ("in_progress", "incomplete"): {"count": 1},  # status, not the thread.run.completed event
+            ("queued", "in_progress"): {"count": 6},
+        },
+    ),
+    "durations": (
+        ("model",),
+        {
+            ("gpt-4o-mini",): {
+                "runs": 1,
+                "queue_p50_ms": 1000.0,
+                "execution_p50_ms": 6000.0,
+                "end_to_end_p50_ms": 7000.0,
+                "requires_action_runs": 1,
+                "requires_action_p50_ms": 3020.0,
+                "polls_per_run": 4.0,
+            },
+            ("gpt-4o",): {
+                "runs": 2,
+                "queue_p50_ms": 500.0,
+                "execution_p50_ms": 1000.0,
+                "requires_action_runs": 0,
+                "requires_action_p50_ms": None,
+                "polls_per_run": 1.0,
+            },
+            ("o3-mini",): {"end_to_end_p50_ms": 3000.0, "polls_per_run": 3.0},
+        },
+    ),
+    "latency": (
+        ("operation",),
+        {
+            ("getRun",): {"requests": 12, "failed": 1, "max_ms": 500.0},
+            ("createRun",): {
+                "requests": 6,
+                "streams": 1,
+                "first_byte_p50_ms": 15.0,
+                "first_event_p50_ms": 20.0,
+                "first_delta_p50_ms": 800.0,
+                "headers_p50_ms": 50.0,
+            },
+        },
+    ),
+    "steps": (
+        ("type", "tool"),
+        {
+            ("tool_calls", "get_weather"): {
+                "steps": 1,
+                "failed": 0,
+                "tool_calls": 1,
+                "total_tokens": 230,
+                "avg_duration_ms": 4000.0,
+            },
+            ("tool_calls", "code_interpreter"): {
+                "steps": 1,
+                "failed": 1,
+                "total_tokens": None,
+                "avg_duration_ms": None,
+            },
+            ("message_creation", None): {"steps": 2, "total_tokens": 120, "avg_duration_ms": 1000.0},
+        },
+    ),
+    "summary": (
+        ("exchanges",),
+        {
+            (22,): {
+                "threads": 6,
+                "runs": 7,
+                "models": 5,
+                "total_tokens": 2320,
+                "failure_rate": 1 / 6,
+                "http_error_rate": 1 / 22,
+            },
+        },
+    ),
 }
 
 
@@ -98,18 +154,25 @@ def test_transitions_equal_the_run_transitions_view(store):
 
 
 def test_token_sums_equal_the_runs_view(store):
-    view = sql(store, """SELECT model, count(*) AS runs, sum(prompt_tokens)::BIGINT AS prompt_tokens,
-                                sum(total_tokens)::BIGINT AS total_tokens FROM runs GROUP BY model""")
+    view = sql(
+        store,
+        """SELECT model, count(*) AS runs, sum(prompt_tokens)::BIGINT AS prompt_tokens,
+                                sum(total_tokens)::BIGINT AS total_tokens FROM runs GROUP BY model""",
+    )
     got = run_report(store, "tokens").main
     assert rows(got, "model", "runs", "prompt_tokens", "total_tokens") == rows(
-        view, "model", "runs", "prompt_tokens", "total_tokens")
+        view, "model", "runs", "prompt_tokens", "total_tokens"
+    )
 
 
 def test_latency_percentiles_equal_duckdb_quantile_cont(store):
-    view = sql(store, """SELECT operation, count(*) AS requests,
+    view = sql(
+        store,
+        """SELECT operation, count(*) AS requests,
                                 quantile_cont(duration_ms, 0.5) AS p50_ms, quantile_cont(duration_ms, 0.9) AS p90_ms,
                                 quantile_cont(duration_ms, 0.99) AS p99_ms, max(duration_ms) AS max_ms
-                         FROM exchanges GROUP BY operation ORDER BY operation""")
+                         FROM exchanges GROUP BY operation ORDER BY operation""",
+    )
     got = run_report(store, "latency").main.sort("operation").select(view.columns)
     for mine, theirs in zip(got.iter_rows(named=True), view.iter_rows(named=True), strict=True):
         assert mine == {k: pytest.approx(v) if isinstance(v, float) else v for k, v in theirs.items()}
@@ -119,7 +182,9 @@ def test_transitions_sections_terminal_reasons_and_open(store):
     sections = run_report(store, "transitions").sections
     assert rows(sections["terminal"], "status", "runs") == {("completed", 4), ("failed", 1), ("incomplete", 1)}
     assert rows(sections["reasons"], "status", "reason", "runs") == {
-        ("failed", "rate_limit_exceeded", 1), ("incomplete", "max_completion_tokens", 1)}
+        ("failed", "rate_limit_exceeded", 1),
+        ("incomplete", "max_completion_tokens", 1),
+    }
     assert rows(sections["open"], "status", "runs") == {("in_progress", 1)}
 
 
@@ -144,11 +209,18 @@ def test_model_filter_restricts_exchanges_and_transitions(store):
     assert dict(latency.select("operation", "requests").iter_rows()) == {"getRun": 3, "createRun": 1, "listRunSteps": 1}
     transitions = run_report(store, "transitions", Filters(models=("o3-mini",))).main
     assert rows(transitions, "from_status", "to_status", "count") == {
-        ("queued", "in_progress", 1), ("in_progress", "failed", 1)}
+        ("queued", "in_progress", 1),
+        ("in_progress", "failed", 1),
+    }
 
 
 def test_durations_by_assistant(store):
     frame = run_report(store, "durations", by_assistant=True).main
     assert rows(frame, "model", "assistant_id", "runs") == {
-        ("gpt-4o", "asst_A", 1), ("gpt-4o", "asst_B", 1), ("gpt-4o-mini", "asst_A", 1), ("o3-mini", "asst_B", 1),
-        ("acme-llm-7b", "asst_C", 1), ("gpt-4-turbo", "asst_C", 2)}
+        ("gpt-4o", "asst_A", 1),
+        ("gpt-4o", "asst_B", 1),
+        ("gpt-4o-mini", "asst_A", 1),
+        ("o3-mini", "asst_B", 1),
+        ("acme-llm-7b", "asst_C", 1),
+        ("gpt-4-turbo", "asst_C", 2),
+    }

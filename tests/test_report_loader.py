@@ -10,10 +10,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from analysis import Filters, run_report
-from analysis.facts import ORDER_KEY
-from store.reader import open_store
-from tests.store_fixtures import at, make_store, run_snapshot, usage
+from runtap.analysis import Filters, run_report
+from runtap.analysis.facts import ORDER_KEY
+from runtap.store.reader import open_store
+from tests.store_fixtures import make_store, run_snapshot, usage
 
 BENCH = pathlib.Path(__file__).parent.parent / "benchmarks" / "bench_reports.py"
 
@@ -31,8 +31,10 @@ def rows(frame: pl.DataFrame, *columns: str) -> set[tuple]:
 @pytest.fixture(scope="module")
 def edge_store(tmp_path_factory) -> str:
     """Runs whose latest snapshot is decided by each tie-breaker, with partial observations."""
-    stream = [run_snapshot("run_stream", s, 5, exchange_id="ex_stream", seq=i, source="sse", model="o3-mini")
-              for i, s in enumerate(["queued", "in_progress", "completed"])]
+    stream = [
+        run_snapshot("run_stream", s, 5, exchange_id="ex_stream", seq=i, source="sse", model="o3-mini")
+        for i, s in enumerate(["queued", "in_progress", "completed"])
+    ]
     stream[-1].update(usage(40, 2))
     snapshots = [
         *stream[::-1],  # inserted newest first: only seq orders them
@@ -55,8 +57,11 @@ def edge_store(tmp_path_factory) -> str:
 
 
 def test_token_sums_equal_the_runs_view_on_tie_and_partial_cases(edge_store):
-    expected = views(edge_store, """SELECT model, count(*), count(*) FILTER (WHERE total_tokens IS NOT NULL),
-                                           sum(prompt_tokens)::BIGINT, sum(total_tokens)::BIGINT FROM runs GROUP BY model""")
+    expected = views(
+        edge_store,
+        """SELECT model, count(*), count(*) FILTER (WHERE total_tokens IS NOT NULL),
+                  sum(prompt_tokens)::BIGINT, sum(total_tokens)::BIGINT FROM runs GROUP BY model""",
+    )
     got = run_report(edge_store, "tokens").main
     assert rows(got, "model", "runs", "runs_with_usage", "prompt_tokens", "total_tokens") == expected
     assert ("gpt-4o", 2, 2, 105, 125) in expected  # run_partial kept its model and its tokens
@@ -65,17 +70,23 @@ def test_token_sums_equal_the_runs_view_on_tie_and_partial_cases(edge_store):
 def test_statuses_and_transitions_equal_the_views_on_tie_and_partial_cases(edge_store):
     sections = run_report(edge_store, "transitions").sections
     assert rows(sections["transitions"], "from_status", "to_status", "count") == views(
-        edge_store, "SELECT from_status, to_status, count(*) FROM run_transitions GROUP BY ALL")
+        edge_store, "SELECT from_status, to_status, count(*) FROM run_transitions GROUP BY ALL"
+    )
     by_status = views(edge_store, "SELECT status, count(*) FROM runs GROUP BY status")
     assert rows(sections["terminal"], "status", "runs") | rows(sections["open"], "status", "runs") == by_status
     assert rows(sections["reasons"], "status", "reason", "runs") == {
-        ("failed", "server_error", 1), ("incomplete", "max_prompt_tokens", 1)}
+        ("failed", "server_error", 1),
+        ("incomplete", "max_prompt_tokens", 1),
+    }
 
 
 def test_summary_counts_runs_by_model_and_status_like_the_runs_view(edge_store):
     models = run_report(edge_store, "summary").sections["models"]
-    expected = views(edge_store, """SELECT model, count(*), count(*) FILTER (WHERE status = 'completed'),
-                                           count(*) FILTER (WHERE status = 'failed') FROM runs GROUP BY model""")
+    expected = views(
+        edge_store,
+        """SELECT model, count(*), count(*) FILTER (WHERE status = 'completed'),
+                                           count(*) FILTER (WHERE status = 'failed') FROM runs GROUP BY model""",
+    )
     assert rows(models, "model", "runs", "completed", "failed") == expected
 
 
@@ -88,29 +99,48 @@ def test_order_key_orders_like_the_views_row_key_nulls_last():
     # Each group's rows in the views' order (observed_at, request_started_at, seq; NULLs last).
     ordered = {
         "observed": [("2026-01-01 00:00:01", "2026-01-01 00:00:09", 9), ("2026-01-01 00:00:02", None, None)],
-        "started": [("2026-01-01 00:00:05", "2026-01-01 00:00:01", 7), ("2026-01-01 00:00:05", "2026-01-01 00:00:02", 0)],
+        "started": [
+            ("2026-01-01 00:00:05", "2026-01-01 00:00:01", 7),
+            ("2026-01-01 00:00:05", "2026-01-01 00:00:02", 0),
+        ],
         "seq": [("2026-01-01 00:00:05", "2026-01-01 00:00:01", 1), ("2026-01-01 00:00:05", "2026-01-01 00:00:01", 2)],
-        "nulls": [("2026-01-01 00:00:05", "2026-01-01 00:00:01", 2), ("2026-01-01 00:00:05", "2026-01-01 00:00:01", None),
-                  ("2026-01-01 00:00:05", None, 0), (None, "2026-01-01 00:00:01", 0)],
+        "nulls": [
+            ("2026-01-01 00:00:05", "2026-01-01 00:00:01", 2),
+            ("2026-01-01 00:00:05", "2026-01-01 00:00:01", None),
+            ("2026-01-01 00:00:05", None, 0),
+            (None, "2026-01-01 00:00:01", 0),
+        ],
     }
     values = [(g, i, o, s, q) for g, group in ordered.items() for i, (o, s, q) in enumerate(group)]
     con = duckdb.connect()
     con.execute("CREATE TABLE t (g VARCHAR, i INT, observed_at TIMESTAMPTZ, request_started_at TIMESTAMPTZ, seq INT)")
     con.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", values)
     got = dict(con.execute(f"SELECT g, arg_max(i, {ORDER_KEY}) FROM t GROUP BY g").fetchall())
-    row_key = dict(con.execute("SELECT g, arg_max(i, (observed_at, request_started_at, seq)) FROM t GROUP BY g").fetchall())
+    row_key = dict(
+        con.execute("SELECT g, arg_max(i, (observed_at, request_started_at, seq)) FROM t GROUP BY g").fetchall()
+    )
     assert got == row_key == {g: len(group) - 1 for g, group in ordered.items()}
 
 
 def test_a_report_sees_rows_written_after_the_previous_report(tmp_path):
     path = make_store(tmp_path / "fresh.duckdb", {"run_snapshots": [run_snapshot("run_1", "queued", 0)]})
     assert rows(run_report(path, "tokens").main, "model", "runs", "total_tokens") == {("gpt-4o", 1, None)}
-    make_store(path, {"run_snapshots": [run_snapshot("run_1", "completed", 1, **usage(7, 3)),
-                                        run_snapshot("run_2", "queued", 2, model="o3-mini")]})
+    make_store(
+        path,
+        {
+            "run_snapshots": [
+                run_snapshot("run_1", "completed", 1, **usage(7, 3)),
+                run_snapshot("run_2", "queued", 2, model="o3-mini"),
+            ]
+        },
+    )
     assert rows(run_report(path, "tokens").main, "model", "runs", "total_tokens") == {
-        ("gpt-4o", 1, 10), ("o3-mini", 1, None)}
+        ("gpt-4o", 1, 10),
+        ("o3-mini", 1, None),
+    }
     assert rows(run_report(path, "transitions").main, "from_status", "to_status", "count") == {
-        ("queued", "completed", 1)}
+        ("queued", "completed", 1)
+    }
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +162,7 @@ def baseline(bench, name: str) -> list[tuple]:
 
 
 def test_benchmark_store_has_the_documented_shape(bench):
-    module, path = bench
+    _module, path = bench
     with open_store(path) as con:
         runs, snapshots = con.execute("SELECT count(DISTINCT run_id), count(*) FROM run_snapshots").fetchall()[0]
     assert (runs, snapshots) == (400, 4000)
@@ -141,36 +171,53 @@ def test_benchmark_store_has_the_documented_shape(bench):
 def test_benchmark_sql_computes_the_token_and_transition_figures(bench):
     tokens = run_report(bench[1], "tokens").main
     assert rows(tokens, "model", "runs", "runs_with_usage", "prompt_tokens", "completion_tokens", "total_tokens") == {
-        tuple(r) for r in baseline(bench, "tokens")}
+        tuple(r) for r in baseline(bench, "tokens")
+    }
     sections = run_report(bench[1], "transitions").sections
     sql = baseline(bench, "transitions")
     assert rows(sections["transitions"], "from_status", "to_status", "count") == {
-        (a, b, n) for a, b, _, n in sql if b is not None}
+        (a, b, n) for a, b, _, n in sql if b is not None
+    }
     assert rows(sections["reasons"], "status", "reason", "runs") == {
-        (s, r, n) for s, b, r, n in sql if b is None and s in ("failed", "incomplete", "expired", "cancelled")}
+        (s, r, n) for s, b, r, n in sql if b is None and s in ("failed", "incomplete", "expired", "cancelled")
+    }
 
 
 def test_benchmark_sql_computes_the_latency_duration_and_step_figures(bench):
     latency = {r[0]: r for r in baseline(bench, "latency")}
     for row in run_report(bench[1], "latency").main.iter_rows(named=True):
-        op, requests, failed, (p50, p90, p99), max_ms, streams, headers = latency[row["operation"]][:7]
+        _op, requests, failed, (p50, p90, p99), max_ms, streams, headers = latency[row["operation"]][:7]
         assert (row["requests"], row["failed"], row["streams"]) == (requests, failed, streams)
         assert (row["p50_ms"], row["p90_ms"], row["p99_ms"], row["max_ms"], row["headers_p50_ms"]) == pytest.approx(
-            (p50, p90, p99, max_ms, headers))
+            (p50, p90, p99, max_ms, headers)
+        )
     durations = {r[0]: r for r in baseline(bench, "durations")}
     for row in run_report(bench[1], "durations").main.iter_rows(named=True):
         _, runs, queue, _, end_to_end, _, ra_runs, ra, polls, _ = durations[row["model"]]
         assert (row["runs"], row["requires_action_runs"]) == (runs, ra_runs)
-        assert (row["queue_p50_ms"], row["end_to_end_p90_ms"], row["requires_action_p50_ms"], row["polls_per_run"]) \
-            == pytest.approx((queue[0], end_to_end[1], ra[0] if ra else None, polls))
+        assert (
+            row["queue_p50_ms"],
+            row["end_to_end_p90_ms"],
+            row["requires_action_p50_ms"],
+            row["polls_per_run"],
+        ) == pytest.approx((queue[0], end_to_end[1], ra[0] if ra else None, polls))
     steps = run_report(bench[1], "steps").main
     assert rows(steps, "type", "tool", "steps", "failed", "tool_calls", "total_tokens") == {
-        (t, tool, n, failed, calls or 0, total) for t, tool, n, failed, calls, _, _, total, _, _ in baseline(bench, "steps")}
+        (t, tool, n, failed, calls or 0, total)
+        for t, tool, n, failed, calls, _, _, total, _, _ in baseline(bench, "steps")
+    }
 
 
 def test_requires_action_time_sums_closed_spells_only(tmp_path):
-    statuses = [(0, "queued"), (2, "requires_action"), (3, "requires_action"), (5, "queued"),
-                (8, "requires_action"), (9, "in_progress"), (12, "requires_action")]
+    statuses = [
+        (0, "queued"),
+        (2, "requires_action"),
+        (3, "requires_action"),
+        (5, "queued"),
+        (8, "requires_action"),
+        (9, "in_progress"),
+        (12, "requires_action"),
+    ]
     snapshots = [run_snapshot("run_turns", s, t, model="gpt-4o") for t, s in statuses]
     snapshots += [run_snapshot("run_waiting", s, t, model="gpt-4o") for t, s in [(0, "queued"), (1, "requires_action")]]
     path = make_store(tmp_path / "turns.duckdb", {"run_snapshots": snapshots})

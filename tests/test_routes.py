@@ -2,7 +2,7 @@
 
 import pytest
 
-from addon.routes import Route, match_route, url_path
+from runtap.addon.routes import Route, match_route, url_path
 
 T, R, S = "thread_abc", "run_123", "step_9"
 
@@ -23,13 +23,22 @@ T, R, S = "thread_abc", "run_123", "step_9"
         ("POST", f"/v1/threads/{T}/messages", ("createMessage", T, None, None)),
         # method case, full URLs, prefixes, query strings, trailing slash
         ("get", f"https://api.openai.com/v1/threads/{T}/runs/{R}", ("getRun", T, R, None)),
-        ("POST", f"https://x.openai.azure.com/openai/threads/{T}/runs?api-version=2024-05-01-preview",
-         ("createRun", T, None, None)),
-        ("GET", f"http://gw.local:8080/tenant/42/openai/v1/threads/{T}/runs/{R}/steps/{S}"
-                "?include%5B%5D=step_details.tool_calls%5B%2A%5D.file_search.results%5B%2A%5D.content",
-         ("getRunStep", T, R, S)),
-        ("GET", f"/v1/threads/{T}/runs/{R}/steps?include[]=step_details.tool_calls[*].file_search.results[*].content",
-         ("listRunSteps", T, R, None)),
+        (
+            "POST",
+            f"https://x.openai.azure.com/openai/threads/{T}/runs?api-version=2024-05-01-preview",
+            ("createRun", T, None, None),
+        ),
+        (
+            "GET",
+            f"http://gw.local:8080/tenant/42/openai/v1/threads/{T}/runs/{R}/steps/{S}"
+            "?include%5B%5D=step_details.tool_calls%5B%2A%5D.file_search.results%5B%2A%5D.content",
+            ("getRunStep", T, R, S),
+        ),
+        (
+            "GET",
+            f"/v1/threads/{T}/runs/{R}/steps?include[]=step_details.tool_calls[*].file_search.results[*].content",
+            ("listRunSteps", T, R, None),
+        ),
         ("GET", f"/v1/threads/{T}/runs/{R}?", ("getRun", T, R, None)),
         ("GET", f"/v1/threads/{T}/runs/{R}/", ("getRun", T, R, None)),
         ("POST", "/threads/runs/", ("createThreadAndRun", None, None, None)),

@@ -6,7 +6,7 @@ import os
 
 from mitmproxy import io
 
-from store.reader import open_store
+from runtap.store.reader import open_store
 
 HERE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sample_captures")
 

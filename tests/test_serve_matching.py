@@ -6,20 +6,41 @@ import json
 
 import pytest
 
-from serve.ids import IdMap, ids_in_json_text
-from serve.matching import RequestKey, closeness, differences, explain, normalize_body, normalize_query
-from serve.recording import build_recording
+from runtap.serve.ids import IdMap, ids_in_json_text
+from runtap.serve.matching import RequestKey, closeness, differences, explain, normalize_body, normalize_query
+from runtap.serve.recording import build_recording
 
 
 def key(operation="createRun", thread="thread_1", run=None, step=None, query=(), body=None) -> RequestKey:
     return RequestKey(operation, thread, run, step, tuple(query), {} if body is None else body)
 
 
-def row(exchange_id, method, path, *, thread=None, status=200, body="", response="{}", started=0.0,
-        streamed=False, headers=None):
+def row(
+    exchange_id,
+    method,
+    path,
+    *,
+    thread=None,
+    status=200,
+    body="",
+    response="{}",
+    started=0.0,
+    streamed=False,
+    headers=None,
+):
     """An exchange row in the column order `build_recording` reads."""
-    return (exchange_id, thread, method, f"http://127.0.0.1:9/v1{path}", status, streamed,
-            json.dumps(headers or [["Content-Type", "application/json"]]), body, response, started)
+    return (
+        exchange_id,
+        thread,
+        method,
+        f"http://127.0.0.1:9/v1{path}",
+        status,
+        streamed,
+        json.dumps(headers or [["Content-Type", "application/json"]]),
+        body,
+        response,
+        started,
+    )
 
 
 # --- normalizing and explaining --------------------------------------------------------------
@@ -36,7 +57,11 @@ def test_normalize_body_ignores_order_nulls_and_stream_false():
 
 def test_normalize_query_sorts_and_keeps_repeated_keys():
     assert normalize_query("limit=1&after=run_2&include[]=a&include[]=b") == (
-        ("after", "run_2"), ("include[]", "a"), ("include[]", "b"), ("limit", "1"))
+        ("after", "run_2"),
+        ("include[]", "a"),
+        ("include[]", "b"),
+        ("limit", "1"),
+    )
     assert normalize_query("") == ()
 
 
@@ -53,8 +78,11 @@ def test_differences_name_each_field_that_differs():
 
 def test_differences_cover_operation_ids_and_query():
     reasons = differences(key("listRuns", query=[("limit", "1")]), key("getRun", run="run_9", query=[("limit", "2")]))
-    assert reasons == ["operation: recorded listRuns, got getRun", "run_id: recorded None, got run_9",
-                       "query: recorded limit=1, got limit=2"]
+    assert reasons == [
+        "operation: recorded listRuns, got getRun",
+        "run_id: recorded None, got run_9",
+        "query: recorded limit=1, got limit=2",
+    ]
 
 
 def test_explain_keeps_the_line_short():
@@ -97,8 +125,15 @@ def test_sessions_group_exchanges_by_thread_in_order_and_collect_ids():
     rows = [
         row("e1", "POST", "/threads", thread="thread_A", body="{}", response='{"id": "thread_A"}'),
         row("e2", "POST", "/threads", thread="thread_B", body="{}", response='{"id": "thread_B"}', started=1),
-        row("e3", "POST", "/threads/thread_A/runs", thread="thread_A", body='{"assistant_id": "asst_1"}',
-            response='{"id": "run_1", "thread_id": "thread_A", "assistant_id": "asst_1"}', started=2),
+        row(
+            "e3",
+            "POST",
+            "/threads/thread_A/runs",
+            thread="thread_A",
+            body='{"assistant_id": "asst_1"}',
+            response='{"id": "run_1", "thread_id": "thread_A", "assistant_id": "asst_1"}',
+            started=2,
+        ),
     ]
     recording = build_recording(rows, {})
     a, b = recording.sessions
@@ -120,20 +155,39 @@ def test_retried_failures_are_left_out_but_final_failures_kept():
 
 
 def test_stream_gaps_come_from_recorded_event_times():
-    rows = [row("e1", "POST", "/threads/thread_A/runs", thread="thread_A", streamed=True, started=10.0,
-                body='{"stream": true}', response="event: a\ndata: {}\n\nevent: b\ndata: {}\n\n")]
+    rows = [
+        row(
+            "e1",
+            "POST",
+            "/threads/thread_A/runs",
+            thread="thread_A",
+            streamed=True,
+            started=10.0,
+            body='{"stream": true}',
+            response="event: a\ndata: {}\n\nevent: b\ndata: {}\n\n",
+        )
+    ]
     (session,) = build_recording(rows, {"e1": [10.25, 10.75]}).sessions
     assert session.first.event_gaps == pytest.approx((0.25, 0.5))
     assert session.first.streamed
 
 
 def test_replayed_headers_drop_connection_headers():
-    headers = [["Content-Type", "application/json"], ["Content-Length", "9"], ["Date", "x"],
-               ["openai-poll-after-ms", "50"], ["x-request-id", "req_1"]]
-    (session,) = build_recording([row("e1", "GET", "/threads/thread_A/runs/run_1", thread="thread_A",
-                                      headers=headers)], {}).sessions
-    assert session.first.headers == (("Content-Type", "application/json"), ("openai-poll-after-ms", "50"),
-                                     ("x-request-id", "req_1"))
+    headers = [
+        ["Content-Type", "application/json"],
+        ["Content-Length", "9"],
+        ["Date", "x"],
+        ["openai-poll-after-ms", "50"],
+        ["x-request-id", "req_1"],
+    ]
+    (session,) = build_recording(
+        [row("e1", "GET", "/threads/thread_A/runs/run_1", thread="thread_A", headers=headers)], {}
+    ).sessions
+    assert session.first.headers == (
+        ("Content-Type", "application/json"),
+        ("openai-poll-after-ms", "50"),
+        ("x-request-id", "req_1"),
+    )
 
 
 def test_non_runs_routes_are_not_served():

@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import json
 
-from serve.recording import build_recording
-from serve.registry import Miss, Registry, Reply
+from runtap.serve.recording import build_recording
+from runtap.serve.registry import Miss, Registry, Reply
 
 ASST = '{"assistant_id": "asst_1"}'
 
 
 def run_json(run_id: str, thread: str, status: str) -> str:
-    return json.dumps({"id": run_id, "object": "thread.run", "thread_id": thread, "status": status,
-                       "assistant_id": "asst_1"})
+    return json.dumps(
+        {"id": run_id, "object": "thread.run", "thread_id": thread, "status": status, "assistant_id": "asst_1"}
+    )
 
 
 def row(exchange_id, method, path, thread, *, body="", response="{}", started=0.0, status=200):
-    return (exchange_id, thread, method, f"http://127.0.0.1:9/v1{path}", status, False,
-            '[["Content-Type", "application/json"]]', body, response, started)
+    return (
+        exchange_id,
+        thread,
+        method,
+        f"http://127.0.0.1:9/v1{path}",
+        status,
+        False,
+        '[["Content-Type", "application/json"]]',
+        body,
+        response,
+        started,
+    )
 
 
 def session_rows(name: str, statuses: list[str], start: float) -> list[tuple]:
@@ -26,14 +37,23 @@ def session_rows(name: str, statuses: list[str], start: float) -> list[tuple]:
     base = f"/threads/{thread}"
     rows = [
         row(f"{name}1", "POST", "/threads", thread, body="{}", response=json.dumps({"id": thread, "object": "thread"})),
-        row(f"{name}2", "POST", f"{base}/messages", thread, body=json.dumps({"role": "user", "content": f"hi {name}"}),
-            response=json.dumps({"id": f"msg_{name}0000000", "thread_id": thread})),
+        row(
+            f"{name}2",
+            "POST",
+            f"{base}/messages",
+            thread,
+            body=json.dumps({"role": "user", "content": f"hi {name}"}),
+            response=json.dumps({"id": f"msg_{name}0000000", "thread_id": thread}),
+        ),
         row(f"{name}3", "POST", f"{base}/runs", thread, body=ASST, response=run_json(run, thread, "queued")),
     ]
-    rows += [row(f"{name}p{i}", "GET", f"{base}/runs/{run}", thread, response=run_json(run, thread, s))
-             for i, s in enumerate(statuses)]
-    rows.append(row(f"{name}9", "GET", f"{base}/runs/{run}/steps", thread,
-                    response=json.dumps({"object": "list", "data": []})))
+    rows += [
+        row(f"{name}p{i}", "GET", f"{base}/runs/{run}", thread, response=run_json(run, thread, s))
+        for i, s in enumerate(statuses)
+    ]
+    rows.append(
+        row(f"{name}9", "GET", f"{base}/runs/{run}/steps", thread, response=json.dumps({"object": "list", "data": []}))
+    )
     return [r[:-1] + (start + i,) for i, r in enumerate(rows)]
 
 
@@ -140,7 +160,16 @@ def test_unknown_threads_and_unrecorded_endpoints_are_misses():
 
 
 def test_a_recorded_failed_create_is_answered_as_recorded():
-    rows = [row("f1", "POST", "/threads/runs", None, body=ASST, status=400,
-                response=json.dumps({"error": {"message": "bad", "type": "invalid_request_error"}}))]
+    rows = [
+        row(
+            "f1",
+            "POST",
+            "/threads/runs",
+            None,
+            body=ASST,
+            status=400,
+            response=json.dumps({"error": {"message": "bad", "type": "invalid_request_error"}}),
+        )
+    ]
     answer = Registry(build_recording(rows, {})).answer("POST", "/v1/threads/runs", ASST)
     assert isinstance(answer, Reply) and answer.recorded.status == 400

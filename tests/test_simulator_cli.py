@@ -12,7 +12,7 @@ import openai
 import pytest
 from click.testing import CliRunner
 
-from cli import cli
+from runtap.cli import cli
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -22,8 +22,18 @@ RUNTAP = str(Path(sys.executable).with_name("runtap"))
 def test_help_documents_options_and_fault_syntax():
     result = CliRunner().invoke(cli, ["simulate", "--help"])
     assert result.exit_code == 0
-    for text in ("--seed", "--run-ms", "--event-gap-ms", "--strict-assistants", "--assistants",
-                 "--fault", "--ground-truth", "status=429|500|503", "rename=OLD:NEW", "sim_outcome"):  # fmt: skip
+    for text in (
+        "--seed",
+        "--run-ms",
+        "--event-gap-ms",
+        "--strict-assistants",
+        "--assistants",
+        "--fault",
+        "--ground-truth",
+        "status=429|500|503",
+        "rename=OLD:NEW",
+        "sim_outcome",
+    ):
         assert text in result.output
 
 
@@ -47,10 +57,22 @@ def test_simulate_process_serves_sdk_and_writes_ground_truth_on_sigterm(tmp_path
     assistants.write_text(json.dumps([{"id": "asst_rec", "model": "gpt-4o-mini", "instructions": "Hi", "tools": []}]))
     truth = tmp_path / "truth.json"
     process = subprocess.Popen(
-        [RUNTAP, "simulate", "--listen", "127.0.0.1:0", "--run-ms", "20", "--strict-assistants",
-         "--assistants", str(assistants), "--ground-truth", str(truth)],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            RUNTAP,
+            "simulate",
+            "--listen",
+            "127.0.0.1:0",
+            "--run-ms",
+            "20",
+            "--strict-assistants",
+            "--assistants",
+            str(assistants),
+            "--ground-truth",
+            str(truth),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = process.stderr.readline()
         assert "listening on http://127.0.0.1:" in line

@@ -7,19 +7,32 @@ import json
 import openai
 import pytest
 
-from simulator.config import SimConfig
-from simulator.server import start_simulator
+from runtap.simulator.config import SimConfig
+from runtap.simulator.server import start_simulator
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 TOOLS = [
-    {"type": "function", "function": {"name": "get_weather", "parameters": {
-        "type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}}},
-    {"type": "function", "function": {"name": "get_time", "parameters": {
-        "type": "object", "properties": {"zone": {"type": "string"}}}}},
-]  # fmt: skip
-PROMPTS = ["Weather in Paris?", "Time in Tokyo", "Tell me about Lisbon", "Compare Oslo and Bergen",
-           "Write a haiku", "Is it raining in Dublin?"]  # fmt: skip
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}},
+        },
+    },
+    {
+        "type": "function",
+        "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}}},
+    },
+]
+PROMPTS = [
+    "Weather in Paris?",
+    "Time in Tokyo",
+    "Tell me about Lisbon",
+    "Compare Oslo and Bergen",
+    "Write a haiku",
+    "Is it raining in Dublin?",
+]
 
 
 def _workload(sim) -> list[dict]:
@@ -83,7 +96,11 @@ def test_ground_truth_matches_what_the_sdk_saw(tmp_path):
     assert [r["id"] for r in truth["runs"]] == [s["run"].id for s in seen]
     for record, s in zip(truth["runs"], seen, strict=True):
         run = s["run"]
-        assert (record["thread_id"], record["assistant_id"], record["model"]) == (run.thread_id, run.assistant_id, run.model)
+        assert (record["thread_id"], record["assistant_id"], record["model"]) == (
+            run.thread_id,
+            run.assistant_id,
+            run.model,
+        )
         assert record["status"] == run.status == record["statuses"][-1] == record["served_statuses"][-1]
         assert record["served_statuses"][0] == "queued"
         assert record["usage"] == run.usage.model_dump()

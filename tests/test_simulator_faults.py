@@ -7,10 +7,10 @@ import time
 import openai
 import pytest
 
-from simulator.config import SimConfig
-from simulator.faults import parse_fault
-from simulator.server import start_simulator
-from store.errors import RuntapError
+from runtap.errors import RuntapError
+from runtap.simulator.config import SimConfig
+from runtap.simulator.faults import parse_fault
+from runtap.simulator.server import start_simulator
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -61,8 +61,9 @@ def test_bad_fault_specs_raise_one_line_errors(spec, message):
 
 
 def test_status_faults_become_typed_sdk_errors_and_respect_count():
-    with _sim("status=429,op=createRun,count=1,retry_after=2", "status=500,op=getRun,count=1",
-              "status=503,op=listRuns") as sim:  # fmt: skip
+    with _sim(
+        "status=429,op=createRun,count=1,retry_after=2", "status=500,op=getRun,count=1", "status=503,op=listRuns"
+    ) as sim:
         client = _client(sim)
         thread_id = _thread(client, "Hi [complete]")
         with pytest.raises(openai.RateLimitError) as info:
@@ -78,18 +79,28 @@ def test_status_faults_become_typed_sdk_errors_and_respect_count():
         assert info.value.status_code == 503
         assert client.beta.threads.runs.poll(run.id, thread_id=thread_id).status == "completed"
         truth = sim.ground_truth()
-    assert [(f["op"], f["value"]) for f in truth["http_faults"]] == [("createRun", 429), ("getRun", 500), ("listRuns", 503)]
+    assert [(f["op"], f["value"]) for f in truth["http_faults"]] == [
+        ("createRun", 429),
+        ("getRun", 500),
+        ("listRuns", 503),
+    ]
     assert len(truth["runs"]) == 1  # the rate-limited request created nothing
 
 
 def test_match_and_skip_target_only_matching_requests():
     with _sim("status=500,op=createRun,match=Paris,skip=1") as sim:
         client = _client(sim)
-        ok = client.beta.threads.runs.create(thread_id=_thread(client, "Rome"), assistant_id="a", metadata={"city": "Rome"})
+        ok = client.beta.threads.runs.create(
+            thread_id=_thread(client, "Rome"), assistant_id="a", metadata={"city": "Rome"}
+        )
         assert ok.status == "queued"
-        client.beta.threads.runs.create(thread_id=_thread(client, "Paris"), assistant_id="a", metadata={"city": "Paris"})
+        client.beta.threads.runs.create(
+            thread_id=_thread(client, "Paris"), assistant_id="a", metadata={"city": "Paris"}
+        )
         with pytest.raises(openai.InternalServerError):
-            client.beta.threads.runs.create(thread_id=_thread(client, "x"), assistant_id="a", metadata={"city": "Paris"})
+            client.beta.threads.runs.create(
+                thread_id=_thread(client, "x"), assistant_id="a", metadata={"city": "Paris"}
+            )
 
 
 def test_delay_holds_the_response_headers():
@@ -109,21 +120,32 @@ def test_cut_closes_a_stream_mid_way():
         client = _client(sim)
         thread_id = _thread(client, "Hi [complete]")
         events = []
-        with pytest.raises(Exception, match="peer closed connection"):  # the SDK's transport error
-            with client.beta.threads.runs.stream(thread_id=thread_id, assistant_id="a") as stream:
-                for event in stream:
-                    events.append(event.event)
+        # the SDK's transport error
+        with (
+            pytest.raises(Exception, match="peer closed connection"),
+            client.beta.threads.runs.stream(thread_id=thread_id, assistant_id="a") as stream,
+        ):
+            for event in stream:
+                events.append(event.event)
         assert events == ["thread.run.created", "thread.run.queued", "thread.run.in_progress"]
         # a non-streamed request is not a stream to cut
-        assert client.beta.threads.runs.create_and_poll(thread_id=_thread(client, "Hi [complete]"),
-                                                        assistant_id="a").status == "completed"  # fmt: skip
+        assert (
+            client.beta.threads.runs.create_and_poll(
+                thread_id=_thread(client, "Hi [complete]"), assistant_id="a"
+            ).status
+            == "completed"
+        )
 
 
 def test_forced_outcome_hits_runs_whose_messages_match():
     with _sim("outcome=failed,match=Paris") as sim:
         client = _client(sim)
-        paris = client.beta.threads.runs.create_and_poll(thread_id=_thread(client, "Trip to Paris [complete]"), assistant_id="a")
-        rome = client.beta.threads.runs.create_and_poll(thread_id=_thread(client, "Trip to Rome [complete]"), assistant_id="a")
+        paris = client.beta.threads.runs.create_and_poll(
+            thread_id=_thread(client, "Trip to Paris [complete]"), assistant_id="a"
+        )
+        rome = client.beta.threads.runs.create_and_poll(
+            thread_id=_thread(client, "Trip to Rome [complete]"), assistant_id="a"
+        )
     assert paris.status == "failed" and rome.status == "completed"
 
 
@@ -131,7 +153,10 @@ def test_rename_changes_generated_tool_calls():
     with _sim("rename=get_weather:get_current_weather") as sim:
         client = _client(sim)
         run = client.beta.threads.runs.create_and_poll(
-            thread_id=_thread(client, "Weather in Paris?"), assistant_id="a", tools=[TOOL], metadata={"sim_outcome": "completed"}
+            thread_id=_thread(client, "Weather in Paris?"),
+            assistant_id="a",
+            tools=[TOOL],
+            metadata={"sim_outcome": "completed"},
         )
         names = {c.function.name for c in run.required_action.submit_tool_outputs.tool_calls}
         truth = sim.ground_truth()
@@ -144,7 +169,9 @@ def test_tokens_factor_multiplies_usage():
     for faults in ([], ["tokens=3"]):
         with _sim(*faults) as sim:
             client = _client(sim)
-            run = client.beta.threads.runs.create_and_poll(thread_id=_thread(client, "Hello [complete]"), assistant_id="a")
+            run = client.beta.threads.runs.create_and_poll(
+                thread_id=_thread(client, "Hello [complete]"), assistant_id="a"
+            )
             usages.append(run.usage)
     assert usages[1].prompt_tokens == 3 * usages[0].prompt_tokens
     assert usages[1].completion_tokens == 3 * usages[0].completion_tokens

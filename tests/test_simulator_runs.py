@@ -7,8 +7,8 @@ import time
 import openai
 import pytest
 
-from simulator.config import SimConfig
-from simulator.server import start_simulator
+from runtap.simulator.config import SimConfig
+from runtap.simulator.server import start_simulator
 from tests.spec_schemas import validate
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -89,7 +89,9 @@ def test_tool_calls_then_submit_tool_outputs_and_poll(client):
     (tool_step,) = client.beta.threads.runs.steps.list(run.id, thread_id=thread_id).data
     assert tool_step.type == "tool_calls" and tool_step.status == "in_progress" and tool_step.usage is None
     outputs = [{"tool_call_id": c.id, "output": '{"temp_c": 21}'} for c in calls]
-    run = client.beta.threads.runs.submit_tool_outputs_and_poll(run_id=run.id, thread_id=thread_id, tool_outputs=outputs)
+    run = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id, thread_id=thread_id, tool_outputs=outputs
+    )
     assert run.status == "completed" and run.required_action is None
     steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread_id, order="asc").data
     assert [(s.type, s.status) for s in steps] == [("tool_calls", "completed"), ("message_creation", "completed")]
@@ -122,7 +124,12 @@ def test_create_and_run_poll_creates_thread_with_messages(client):
 @pytest.mark.parametrize(
     ("hint", "metadata", "status", "check"),
     [
-        ("Please answer [fail]", None, "failed", lambda r: r.last_error.code in ("server_error", "rate_limit_exceeded")),
+        (
+            "Please answer [fail]",
+            None,
+            "failed",
+            lambda r: r.last_error.code in ("server_error", "rate_limit_exceeded"),
+        ),
         ("Answer [incomplete]", None, "incomplete", lambda r: r.incomplete_details.reason == "max_completion_tokens"),
         ("Plain question", {"sim_outcome": "incomplete"}, "incomplete", lambda r: r.incomplete_details is not None),
         ("Answer [expire]", None, "expired", lambda r: r.usage is not None),
@@ -181,7 +188,9 @@ def test_a_thread_runs_one_run_at_a_time(client):
 
 def test_model_comes_from_the_assistant_unless_overridden(client):
     assistant = client.beta.assistants.create(model="o3-mini", instructions="Be brief.")
-    run = client.beta.threads.runs.create_and_poll(thread_id=_thread(client, "Hi [complete]"), assistant_id=assistant.id)
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=_thread(client, "Hi [complete]"), assistant_id=assistant.id
+    )
     assert run.model == "o3-mini" and run.instructions == "Be brief."
     run = client.beta.threads.runs.create_and_poll(
         thread_id=_thread(client, "Hi [complete]"), assistant_id=assistant.id, model="gpt-4-turbo"

@@ -10,8 +10,8 @@ import openai
 import pytest
 from openai import AssistantEventHandler
 
-from simulator.config import SimConfig
-from simulator.server import start_simulator
+from runtap.simulator.config import SimConfig
+from runtap.simulator.server import start_simulator
 from tests.spec_schemas import validate
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -26,15 +26,29 @@ TOOL = {
 HEADERS = {"Authorization": "Bearer sk-test"}
 # The reference stream's shape (deltas collapsed): see /work/shared/reference/sse-stream-example.txt.
 TOOL_TURN = [
-    "thread.run.created", "thread.run.queued", "thread.run.in_progress", "thread.run.step.created",
-    "thread.run.step.in_progress", "thread.run.step.delta", "thread.run.requires_action", "done",
-]  # fmt: skip
+    "thread.run.created",
+    "thread.run.queued",
+    "thread.run.in_progress",
+    "thread.run.step.created",
+    "thread.run.step.in_progress",
+    "thread.run.step.delta",
+    "thread.run.requires_action",
+    "done",
+]
 FINAL_TURN = [
-    "thread.run.step.completed", "thread.run.queued", "thread.run.in_progress",
-    "thread.run.step.created", "thread.run.step.in_progress", "thread.message.created",
-    "thread.message.in_progress", "thread.message.delta", "thread.message.completed",
-    "thread.run.step.completed", "thread.run.completed", "done",
-]  # fmt: skip
+    "thread.run.step.completed",
+    "thread.run.queued",
+    "thread.run.in_progress",
+    "thread.run.step.created",
+    "thread.run.step.in_progress",
+    "thread.message.created",
+    "thread.message.in_progress",
+    "thread.message.delta",
+    "thread.message.completed",
+    "thread.run.step.completed",
+    "thread.run.completed",
+    "done",
+]
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +77,13 @@ def _collapse(names: list[str]) -> list[str]:
 
 def test_wire_order_matches_reference_for_tool_turn_and_submit(client, sim):
     thread_id = client.beta.threads.create(messages=[{"role": "user", "content": "Weather in San Francisco?"}]).id
-    body = {"assistant_id": "asst_x", "tools": [TOOL], "parallel_tool_calls": False, "stream": True,
-            "metadata": {"sim_outcome": "completed"}}  # fmt: skip
+    body = {
+        "assistant_id": "asst_x",
+        "tools": [TOOL],
+        "parallel_tool_calls": False,
+        "stream": True,
+        "metadata": {"sim_outcome": "completed"},
+    }
     with httpx.Client(base_url=sim.base_url, headers=HEADERS, timeout=10) as http:
         first = http.post(f"/threads/{thread_id}/runs", json=body)
         assert first.headers["content-type"].startswith("text/event-stream")
@@ -98,7 +117,9 @@ def test_wire_order_matches_reference_for_tool_turn_and_submit(client, sim):
 def test_events_are_paced_and_the_first_arrives_at_once():
     config = SimConfig(run_ms=200, event_gap_ms=20)
     with start_simulator(config) as sim, httpx.Client(base_url=sim.base_url, headers=HEADERS, timeout=10) as http:
-        thread_id = http.post("/threads", json={"messages": [{"role": "user", "content": "Hi [complete]"}]}).json()["id"]
+        thread_id = http.post("/threads", json={"messages": [{"role": "user", "content": "Hi [complete]"}]}).json()[
+            "id"
+        ]
         started = time.monotonic()
         arrivals = []
         with http.stream("POST", f"/threads/{thread_id}/runs", json={"assistant_id": "a", "stream": True}) as response:
@@ -137,9 +158,12 @@ def test_runs_stream_and_submit_tool_outputs_stream_with_event_handler(client):
     thread_id = client.beta.threads.create(messages=[{"role": "user", "content": "Weather in Madrid?"}]).id
     handler = Recorder()
     with client.beta.threads.runs.stream(
-        thread_id=thread_id, assistant_id="asst_x", tools=[TOOL], metadata={"sim_outcome": "completed"},
+        thread_id=thread_id,
+        assistant_id="asst_x",
+        tools=[TOOL],
+        metadata={"sim_outcome": "completed"},
         event_handler=handler,
-    ) as stream:  # fmt: skip
+    ) as stream:
         stream.until_done()
         run = stream.get_final_run()
     assert run.status == "requires_action"

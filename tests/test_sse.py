@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from addon.sse import SSEEvent, SSEParser, parse_sse_text
+from runtap.addon.sse import SSEEvent, SSEParser, parse_sse_text
 
 REFERENCE = Path("/work/shared/reference/sse-stream-example.txt")
 
@@ -18,7 +18,7 @@ def test_fields_comments_multiline_data_and_default_event_name():
     text = (
         ": a comment\n"
         "event: thread.run.created\n"
-        "data: {\"a\":\n"
+        'data: {"a":\n'
         "data:1}\n"
         "\n"
         "data\n"  # a field without a colon has an empty value
@@ -73,7 +73,7 @@ def test_a_lone_cr_at_a_chunk_end_is_one_line_end_not_two():
 
 def test_close_flushes_an_unterminated_event_and_reports_truncation():
     parser = SSEParser()
-    assert parser.feed(b"event: thread.run.created\ndata: {\"id\":\"run_1\"}", 1.0) == []
+    assert parser.feed(b'event: thread.run.created\ndata: {"id":"run_1"}', 1.0) == []
     assert not parser.truncated  # not closed yet
     events = parser.close()
     assert _pairs(events) == [(0, "thread.run.created", '{"id":"run_1"}')]

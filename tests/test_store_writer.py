@@ -11,9 +11,9 @@ import time
 import duckdb
 import pytest
 
-from store.errors import RuntapError
-from store.reader import open_store
-from store.writer import StoreWriter
+from runtap.errors import RuntapError
+from runtap.store.reader import open_store
+from runtap.store.writer import StoreWriter
 from tests.store_fixtures import capture, exchange, run_snapshot, step_snapshot
 
 HOLD_LOCK = """
@@ -47,8 +47,7 @@ def test_rows_put_are_all_in_the_file_after_close(path):
     writer = StoreWriter(path)
     writer.start()
     capture_id = writer.write_capture(capture(capture_id="cap_x"))
-    assert writer.put({"exchanges": [exchange()], "run_snapshots": snapshots(3),
-                       "step_snapshots": [step_snapshot()]})
+    assert writer.put({"exchanges": [exchange()], "run_snapshots": snapshots(3), "step_snapshots": [step_snapshot()]})
     writer.close()
     assert capture_id == "cap_x"
     assert [count(path, t) for t in ("captures", "exchanges", "run_snapshots", "step_snapshots")] == [1, 1, 3, 1]
@@ -59,20 +58,36 @@ def test_rows_put_are_all_in_the_file_after_close(path):
 def test_values_are_typed_by_the_schema(path):
     writer = StoreWriter(path)
     writer.start()
-    writer.put({"run_snapshots": [run_snapshot(created_at=1718035200, observed_at="2026-01-01T00:00:01+00:00",
-                                               raw="not json: a cut body", required_action={"type": "x"})]})
+    writer.put(
+        {
+            "run_snapshots": [
+                run_snapshot(
+                    created_at=1718035200,
+                    observed_at="2026-01-01T00:00:01+00:00",
+                    raw="not json: a cut body",
+                    required_action={"type": "x"},
+                )
+            ]
+        }
+    )
     writer.close()
     with open_store(path) as con:
-        row = con.execute("SELECT epoch(created_at), epoch(observed_at), raw::VARCHAR, "
-                          "required_action->>'$.type' FROM run_snapshots").fetchone()
+        row = con.execute(
+            "SELECT epoch(created_at), epoch(observed_at), raw::VARCHAR, required_action->>'$.type' FROM run_snapshots"
+        ).fetchone()
     assert row == (1718035200.0, 1767225601.0, '"not json: a cut body"', "x")
 
 
 def test_bad_rows_are_rejected_and_counted_the_rest_written(path, caplog):
     writer = StoreWriter(path)
     writer.start()
-    assert writer.put({"run_snapshots": [*snapshots(2), run_snapshot(no_such_column=1)],
-                       "exchanges": [exchange(status_code="not a number")], "no_such_table": [{}]})
+    assert writer.put(
+        {
+            "run_snapshots": [*snapshots(2), run_snapshot(no_such_column=1)],
+            "exchanges": [exchange(status_code="not a number")],
+            "no_such_table": [{}],
+        }
+    )
     writer.close()
     assert count(path, "run_snapshots") == 2 and count(path, "exchanges") == 0
     assert writer.stats().rejected == 3
