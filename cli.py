@@ -147,24 +147,16 @@ def demo(db, seed):
     Needs no API key and no network: everything runs on 127.0.0.1.
     """
     from rich.console import Console
-    from rich.table import Table
 
-    from runtap.analysis import Filters, run_report
-    from runtap.analysis.formats import print_table
+    from runtap.analysis.formats import console_for, print_table
     from runtap.demo.run import run_demo
 
-    console = Console(stderr=True)
-    result = run_demo(db, seed=seed, progress=lambda message: console.print(f"[dim]• {message}[/]"))
-    table = Table(title=f"Recorded runs ({result.exchanges} exchanges in {result.seconds:.1f}s)")
-    for name in ("model", "status", "runs", "total tokens"):
-        table.add_column(name, justify="right" if name in ("runs", "total tokens") else "left")
-    for model, status, runs, tokens in result.runs_by_model_status:
-        table.add_row(model or "—", status or "—", str(runs), "—" if tokens is None else f"{tokens:,}")
-    out = Console()
-    out.print(table)
-    tokens = run_report(db, "tokens", Filters(captures=(result.capture_id,)))
-    columns = ["model", "runs", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd"]
-    print_table(out, {"tokens": tokens.main.select(columns)}, "Tokens and cost per model", tokens.notes)
+    progress = Console(stderr=True)
+    result = run_demo(db, seed=seed, progress=lambda message: progress.print(f"[dim]• {message}[/]"))
+    out = console_for()
+    out.print(f"Recorded {result.exchanges} exchanges in {result.seconds:.1f}s (capture {result.capture_id})")
+    for report in result.reports:
+        print_table(out, report.sections, f"runtap report {report.name}", report.notes)
     click.echo(
         f"Store: {db}. Next: `runtap report summary --db {db}`, `runtap report html --db {db} --out report.html`"
     )
@@ -412,22 +404,18 @@ def simulate(
 
 
 # --- report ------------------------------------------------------------------------------------
-def _parse_since(ctx, param, value):
-    from runtap.analysis import parse_instant
+def _instant(end_of_day: bool):
+    """A click callback parsing an ISO date/datetime (`--since`, `--until`) into a UTC datetime."""
 
-    try:
-        return parse_instant(value) if value else None
-    except RuntapError as exc:
-        raise click.BadParameter(str(exc)) from None
+    def parse(ctx, param, value):
+        from runtap.analysis import parse_instant
 
+        try:
+            return parse_instant(value, end_of_day=end_of_day) if value else None
+        except RuntapError as exc:
+            raise click.BadParameter(str(exc)) from None
 
-def _parse_until(ctx, param, value):
-    from runtap.analysis import parse_instant
-
-    try:
-        return parse_instant(value, end_of_day=True) if value else None
-    except RuntapError as exc:
-        raise click.BadParameter(str(exc)) from None
+    return parse
 
 
 def report_filters(func):
@@ -435,11 +423,13 @@ def report_filters(func):
     options = [
         click.option(
             "--since",
-            callback=_parse_since,
+            callback=_instant(end_of_day=False),
             help="Only runs created (exchanges sent) at or after this ISO date/datetime; naive is UTC.",
         ),
         click.option(
-            "--until", callback=_parse_until, help="Only before this ISO datetime; a bare date includes that whole day."
+            "--until",
+            callback=_instant(end_of_day=True),
+            help="Only before this ISO datetime; a bare date includes that whole day.",
         ),
         click.option("--model", "models", multiple=True, help="Only runs of this model (repeatable)."),
         click.option("--assistant", "assistants", multiple=True, help="Only runs of this assistant id (repeatable)."),
@@ -453,51 +443,25 @@ def report_filters(func):
 
 def _report_command(name: str, help_text: str, extra_options=()):
     """Define `runtap report NAME` with the shared options; the body is the same for every report."""
+    from runtap.analysis.formats import FORMATS
 
     @stores_option
     @report_filters
     @click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(["table", "json", "csv", "markdown"]),
-        default="table",
-        show_default=True,
-        help="Output format.",
+        "--format", "fmt", type=click.Choice(FORMATS), default=FORMATS[0], show_default=True, help="Output format."
     )
     @click.option("--section", help="Section for json/csv (default: the report's first); table and markdown show all.")
     def command(dbs, fmt, section, since, until, models, assistants, threads, captures, **options):
         from runtap.analysis import Filters, run_report
+        from runtap.analysis.formats import render_report
 
         filters = Filters(since, until, models, assistants, threads, captures)
-        _render_report(run_report(dbs, name, filters, **options), fmt, section, ", ".join(dbs))
+        render_report(run_report(dbs, name, filters, **options), fmt, section, ", ".join(dbs))
 
     command.__doc__ = help_text
     for option in extra_options:
         command = option(command)
     return report.command(name)(command)
-
-
-def _render_report(result, fmt: str, section: str | None, db: str) -> None:
-    from rich.console import Console
-
-    from runtap.analysis import formats
-
-    if result.empty_store:
-        click.echo(f"no runs recorded in {db} yet", err=fmt in ("json", "csv"))
-        if fmt == "json":
-            click.echo("[]")
-        return
-    if fmt in ("json", "csv"):
-        frame = formats.select_section(result.sections, section)
-        click.echo(formats.to_json(frame) if fmt == "json" else formats.to_csv(frame), nl=fmt == "json")
-        for note in result.notes:
-            click.echo(f"note: {note}", err=True)
-    elif fmt == "markdown":
-        click.echo(formats.to_markdown(result.sections) + "".join(f"\n> note: {n}\n" for n in result.notes))
-    else:
-        # A pipe or file has no width: never wrap there (tables only grow to their content).
-        console = Console(width=None if click.get_text_stream("stdout").isatty() else 1000)
-        formats.print_table(console, result.sections, f"runtap report {result.name}", result.notes)
 
 
 @cli.group()

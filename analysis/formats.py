@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
+from typing import TYPE_CHECKING
 
-import polars as pl
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from runtap.errors import RuntapError
+
+if TYPE_CHECKING:  # frames are only passed through: the CLI imports this module without polars
+    import polars as pl
 
 FORMATS = ("table", "json", "csv", "markdown")
 NULL_MARK = "—"
@@ -88,3 +92,32 @@ def print_table(console: Console, sections: dict[str, pl.DataFrame], title: str,
         console.print(table)
     for note in notes:
         console.print(f"note: {note}", style="yellow")
+
+
+def render_report(result, fmt: str, section: str | None, source: str, *, out=None, err=None) -> None:
+    """Print a computed report (`ReportResult`) in `fmt` to `out` (stdout), notes to `err` (stderr).
+
+    JSON and CSV print one section on stdout with notes on stderr, so they pipe cleanly; an empty
+    store says so (JSON still prints `[]`). Tables never wrap when stdout is not a terminal.
+    """
+    out, err = out or sys.stdout, err or sys.stderr
+    if result.empty_store:
+        print(f"no runs recorded in {source} yet", file=err if fmt in ("json", "csv") else out)
+        if fmt == "json":
+            print("[]", file=out)
+        return
+    if fmt in ("json", "csv"):
+        frame = select_section(result.sections, section)
+        print(to_json(frame) if fmt == "json" else to_csv(frame), end="\n" if fmt == "json" else "", file=out)
+        for note in result.notes:
+            print(f"note: {note}", file=err)
+    elif fmt == "markdown":
+        print(to_markdown(result.sections) + "".join(f"\n> note: {n}\n" for n in result.notes), file=out)
+    else:
+        print_table(console_for(out), result.sections, f"runtap report {result.name}", result.notes)
+
+
+def console_for(stream=None) -> Console:
+    """A rich Console on `stream` (stdout); a pipe or file has no width, so tables never wrap there."""
+    stream = stream or sys.stdout
+    return Console(file=stream, width=None if stream.isatty() else 1000)

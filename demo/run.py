@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from runtap.analysis import Filters, ReportResult, run_report
 from runtap.demo.harness import start_proxy
 from runtap.demo.workload import ASSISTANTS, WorkloadResult, run_workload
 from runtap.errors import RuntapError
@@ -12,21 +13,23 @@ from runtap.simulator.config import SimConfig
 from runtap.simulator.server import start_simulator
 from runtap.store.reader import open_store
 
+# What the demo shows afterwards: how runs ended per model, and what they cost.
+REPORTS = (("summary", "models"), ("tokens", "tokens"))
+
 
 @dataclass
 class DemoResult:
-    """What the demo did: the client's view, the proxy's exit code, timings, recorded rows."""
+    """What the demo did and recorded: the client's view, timings, and this run's reports."""
 
     workload: WorkloadResult
-    proxy_exit_code: int
     seconds: float
-    runs_by_model_status: list[tuple]
-    exchanges: int
     capture_id: str
+    exchanges: int
+    reports: list[ReportResult]
 
 
 def run_demo(db: str, *, seed: int = 0, progress=lambda message: None) -> DemoResult:
-    """Run the demo end to end and return what the store holds afterwards."""
+    """Run the demo end to end; report on what this run recorded (the store may hold earlier ones)."""
     started = time.monotonic()
     progress("starting the simulator")
     with start_simulator(SimConfig(seed=seed, assistants=ASSISTANTS)) as sim:
@@ -41,13 +44,14 @@ def run_demo(db: str, *, seed: int = 0, progress=lambda message: None) -> DemoRe
     if code != 0:
         raise RuntapError(proxy.failure("stopped with an error"))
     with open_store(db) as con:
-        # Only this demo's capture: the store may hold earlier recordings too.
-        capture = con.execute("SELECT capture_id FROM captures ORDER BY started_at DESC LIMIT 1").fetchone()[0]
-        by_model = con.execute(
-            """SELECT r.model, r.status, count(*) AS runs, sum(r.total_tokens) AS total_tokens
-               FROM runs r JOIN exchanges e ON e.exchange_id = r.last_exchange_id
-               WHERE e.capture_id = ? GROUP BY ALL ORDER BY r.model, r.status""",
-            [capture],
-        ).fetchall()
-        exchanges = con.execute("SELECT count(*) FROM exchanges WHERE capture_id = ?", [capture]).fetchone()[0]
-    return DemoResult(workload, code, time.monotonic() - started, by_model, exchanges, capture)
+        capture, exchanges = con.execute(
+            """SELECT c.capture_id, count(e.exchange_id) FROM captures c
+               LEFT JOIN exchanges e USING (capture_id)
+               GROUP BY c.capture_id, c.started_at ORDER BY c.started_at DESC LIMIT 1"""
+        ).fetchone()
+    filters = Filters(captures=(capture,))
+    reports = []
+    for name, section in REPORTS:
+        result = run_report(db, name, filters)
+        reports.append(replace(result, sections={section: result.sections[section]}))
+    return DemoResult(workload, time.monotonic() - started, capture, exchanges, reports)

@@ -1,0 +1,53 @@
+"""The installed distribution: one top-level import name, `runtap`, and the `runtap` command.
+
+`pip install .` into a fresh virtual environment (without dependencies: only runtap's own files
+matter here), then the installed distribution's RECORD is read.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """(dist-info directory name, RECORD paths) of runtap installed with `pip install --no-deps .`."""
+    venv = tmp_path_factory.mktemp("install") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", ROOT],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (site,) = glob.glob(str(venv / "lib" / "python*" / "site-packages"))
+    (record,) = glob.glob(os.path.join(site, "runtap-*.dist-info", "RECORD"))
+    with open(record, newline="") as fh:
+        paths = [row[0] for row in csv.reader(fh)]
+    return os.path.basename(os.path.dirname(record)), paths
+
+
+@pytest.mark.timeout(600)
+def test_one_top_level_import_name(installed):
+    dist_info, paths = installed
+    inside_site_packages = {path.split("/")[0] for path in paths if not path.startswith("..")}
+    assert inside_site_packages == {"runtap", dist_info}
+
+
+def test_only_the_package_is_installed(installed):
+    _, paths = installed
+    modules = {path for path in paths if path.endswith(".py")}
+    assert "runtap/__init__.py" in modules and "runtap/cli.py" in modules and "runtap/addon/recorder.py" in modules
+    for unwanted in ("tests/", "benchmarks/", "sample_captures/", "tools/", "docs/"):
+        assert not any(path.startswith(f"runtap/{unwanted}") for path in paths), unwanted
+    scripts = [path for path in paths if path.startswith("..") and path.endswith("/bin/runtap")]
+    assert len(scripts) == 1  # the console script
