@@ -23,6 +23,7 @@ from runtap.simulator.config import SimConfig
 from runtap.simulator.faults import behaviour_overrides
 from runtap.simulator.ids import new_id
 from runtap.simulator.objects import ApiError, now
+from runtap.simulator.response_context import check_calls, resolve_context, trailing_outputs
 from runtap.simulator.response_objects import (
     function_call_item,
     item_text,
@@ -32,8 +33,8 @@ from runtap.simulator.response_objects import (
     to_items,
     usage_object,
 )
-from runtap.simulator.response_requests import check_create_response, conversation_id
-from runtap.simulator.response_state import ConversationState, ResponseState, ResponseStore
+from runtap.simulator.response_requests import check_create_response
+from runtap.simulator.response_state import ResponseState, ResponseStore
 
 # Events after which a response's stream ends.
 END_EVENTS = frozenset(f"response.{s}" for s in ("completed", "failed", "incomplete"))
@@ -53,13 +54,13 @@ class ResponseEngine:
     def create(self, body: dict, request_text: str) -> ResponseState:
         """Validate a createResponse body, create the response and start driving it."""
         check_create_response(body)
-        conversation, context, prefix = self._context(body)
+        conversation, context, prefix = resolve_context(self.store, body)
         input_items = to_items(body.get("input"), "input", self.store.items.get)
         seen = context + input_items
-        _check_calls(seen)
+        check_calls(seen)
         obj = response_object(body, conversation.obj["id"] if conversation else None, bool(body.get("background")))
         texts = [item_text(i) for i in seen if i.get("type") == "message" and i.get("role") == "user"]
-        outputs = {o["call_id"]: _output_text(o["output"]) for o in _trailing_outputs(seen)}
+        outputs = trailing_outputs(seen)
         origin = next((self.store.call_origin[c] for c in outputs if c in self.store.call_origin), None)
         extra, tool_outputs = 0, list(outputs.values())
         if origin is not None:  # the turn after function calls: continue the calling response's plan
@@ -226,34 +227,6 @@ class ResponseEngine:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _context(self, body: dict) -> tuple[ConversationState | None, list[dict], ResponseState | None]:
-        """The conversation (if any), the items before the input, and the last response among them."""
-        previous_id = body.get("previous_response_id")
-        if previous_id is not None:
-            previous = self.store.responses.get(previous_id)
-            if previous is None or previous.deleted or not previous.obj["store"]:
-                raise ApiError(
-                    400,
-                    f"Previous response with id '{previous_id}' not found.",
-                    param="previous_response_id",
-                    code="previous_response_not_found",
-                )
-            if not previous.finished:
-                raise ApiError(
-                    400,
-                    f"Previous response with id '{previous_id}' is still {previous.obj['status']}.",
-                    param="previous_response_id",
-                )
-            return None, previous.context + previous.input_items + previous.obj["output"], previous
-        conv_id = conversation_id(body.get("conversation"))
-        if conv_id is None:
-            return None, [], None
-        conversation = self.store.conversations.get(conv_id)
-        if conversation is None or conversation.deleted:
-            raise ApiError(404, f"Conversation with id '{conv_id}' not found.", param="conversation")
-        last = next((r for r in reversed(conversation.responses) if "usage" in r.obj), None)
-        return conversation, list(conversation.items), last
-
     def _plan(self, obj: dict, texts: list[str], request_text: str) -> Plan:
         forced, renames, factor = behaviour_overrides(
             self.config.faults, "createResponse", "\n".join([request_text, *texts])
@@ -314,34 +287,3 @@ class ResponseEngine:
 
     async def _gap(self) -> None:
         await asyncio.sleep(self.config.event_gap_ms / 1000)
-
-
-def _check_calls(items: list[dict]) -> None:
-    """Every function call answered by one output, and no output without its call (as the API checks)."""
-    calls = [i["call_id"] for i in items if i.get("type") == "function_call"]
-    answered = set()
-    for item in items:
-        if item.get("type") == "function_call_output":
-            if item["call_id"] not in calls:
-                raise ApiError(
-                    400, f"No tool call found for function call output with call_id {item['call_id']}.", param="input"
-                )
-            answered.add(item["call_id"])
-    missing = [c for c in calls if c not in answered]
-    if missing:
-        raise ApiError(400, f"No tool output found for function call {missing[0]}.", param="input")
-
-
-def _trailing_outputs(items: list[dict]) -> list[dict]:
-    """The function outputs after the last message: they make this the turn after the calls."""
-    last = max((i for i, item in enumerate(items) if item.get("type") == "message"), default=-1)
-    return [item for item in items[last + 1 :] if item.get("type") == "function_call_output"]
-
-
-def _output_text(output: object) -> str:
-    """A function output as text (a string, or the text parts of a content list)."""
-    if isinstance(output, str):
-        return output
-    if isinstance(output, list):
-        return "".join(p.get("text", "") for p in output if isinstance(p, dict))
-    return json.dumps(output)
