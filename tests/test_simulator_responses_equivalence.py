@@ -15,6 +15,7 @@ import openai
 import pytest
 
 from runtap.simulator.config import SimConfig
+from runtap.simulator.demo_assistants import ASSISTANTS
 from runtap.simulator.server import start_simulator
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -57,10 +58,10 @@ CASES = [
 ]
 
 
-def _config(seed: int, *faults: str) -> SimConfig:
+def _config(seed: int, *faults: str, **kwargs: object) -> SimConfig:
     weights = {"completed": 2, "failed": 1, "incomplete": 1}
     return SimConfig(
-        seed=seed, run_ms=10, event_gap_ms=0, poll_after_ms=2, outcome_weights=weights, faults=list(faults)
+        seed=seed, run_ms=10, event_gap_ms=0, poll_after_ms=2, outcome_weights=weights, faults=list(faults), **kwargs
     )
 
 
@@ -186,3 +187,22 @@ def test_same_seed_same_responses_with_fresh_ids():
     first, first_ids, second, second_ids = seen
     assert first == second
     assert first_ids.isdisjoint(second_ids) and len(first_ids) > len(CASES)
+
+
+def test_a_run_of_a_stored_assistant_and_the_response_built_from_it():
+    """Migration's mapping: the assistant's model, instructions and tools move into the request."""
+    assistant = next(a for a in ASSISTANTS if a["tools"])
+    flat = [{"type": "function", **t["function"]} for t in assistant["tools"]]
+    text = "What is the weather in Seattle? [complete]"
+    with start_simulator(_config(0, assistants=ASSISTANTS)) as sim:
+        client = openai.OpenAI(base_url=sim.base_url, api_key="k", max_retries=0)
+        thread_id = client.beta.threads.create(messages=[{"role": "user", "content": text}]).id
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread_id, assistant_id=assistant["id"], poll_interval_ms=2
+        )
+        response = client.responses.create(
+            model=assistant["model"], instructions=assistant["instructions"], tools=flat, input=text
+        )
+    calls = run.required_action.submit_tool_outputs.tool_calls
+    assert [(c.function.name, c.function.arguments) for c in calls] == [(o.name, o.arguments) for o in response.output]
+    assert run.model == response.model and response.status == "completed"
