@@ -283,17 +283,22 @@ Fault specs (--fault, repeatable): KIND=VALUE[,FILTER=VALUE...]
   status=429|500|503   answer with that HTTP status and an OpenAI error body
   delay=MS             wait MS milliseconds before sending response headers
   cut=N                close a streamed response's connection after N events
-  outcome=NAME         force the outcome of matching runs
+  outcome=NAME         force the outcome of matching runs and responses
                        (completed|failed|incomplete|expired|slow)
   rename=OLD:NEW       generated tool calls name function NEW instead of OLD
-  tokens=FACTOR        multiply matching runs' token usage by FACTOR
-Filters: op=createRun|getRun|...  match=TEXT (substring of path/body, or of a
-run's thread messages)  count=N  skip=N  retry_after=S (429 only)
+  tokens=FACTOR        multiply matching runs' and responses' token usage by FACTOR
+Filters: op=createRun|getRun|createResponse|getResponse|...  match=TEXT
+(substring of path/body, or of a run's thread or a response's conversation
+messages)  count=N  skip=N  retry_after=S (429 only)
 Example: --fault 'status=429,op=createRun,count=1' --fault 'outcome=failed,match=Paris'
 
 \b
-Outcome hints: run metadata sim_outcome=completed|failed|incomplete|expired|slow,
-or [fail] [incomplete] [expire] [slow] [complete] in the last user message."""
+Outcome hints: metadata sim_outcome=completed|failed|incomplete|expired|slow,
+or [fail] [incomplete] [expire] [slow] [complete] in the last user message.
+A response chooses what the equivalent run chooses (same model, instructions,
+tools and user messages): the same function calls and usage; the response
+after function_call_output items is the run's turn after submit_tool_outputs.
+Responses cannot expire: an expired outcome fails them."""
 )
 @listen_option("127.0.0.1:9100")
 @click.option(
@@ -316,7 +321,7 @@ or [fail] [incomplete] [expire] [slow] [complete] in the last user message."""
     default=300,
     show_default=True,
     type=click.IntRange(0),
-    help="Duration (ms) of one run turn (queued + in_progress).",
+    help="Duration (ms) of one run turn or response (queued + in_progress).",
 )
 @click.option(
     "--event-gap-ms", default=5, show_default=True, type=click.IntRange(0), help="Gap (ms) between streamed events."
@@ -326,7 +331,7 @@ or [fail] [incomplete] [expire] [slow] [complete] in the last user message."""
     default=50,
     show_default=True,
     type=click.IntRange(0),
-    help="openai-poll-after-ms header on run objects.",
+    help="openai-poll-after-ms header on run and response objects.",
 )
 @click.option(
     "--expire-ms",
@@ -376,10 +381,12 @@ def simulate(
     faults,
     ground_truth_path,
 ):
-    """Serve a deterministic OpenAI-compatible Assistants runs API until Ctrl-C.
+    """Serve a deterministic OpenAI-compatible runs + Responses API until Ctrl-C.
 
-    Point the official SDK at it with OPENAI_BASE_URL=http://HOST:PORT/v1 (any bearer key).
-    Ground truth is also served at GET /__sim/ground_truth.
+    Assistants threads, messages and runs; responses (stream, background, previous_response_id,
+    conversation), cancel, delete, input items; conversations and their items. Point the
+    official SDK at it with OPENAI_BASE_URL=http://HOST:PORT/v1 (any bearer key). Ground truth
+    (runs, responses, conversations, faults) is also served at GET /__sim/ground_truth.
     """
     from runtap.simulator.config import SimConfig, load_assistants, parse_weights
     from runtap.simulator.demo_assistants import with_demo_assistants

@@ -95,8 +95,12 @@ def plan_run(
     renames: dict[str, str] | None = None,
     token_factor: float = 1.0,
 ) -> Plan:
-    """Decide a run's outcome, function calls and token base from its content."""
-    functions = [t["function"] for t in tools if t.get("type") == "function" and t.get("function")]
+    """Decide a run's (or a response's) outcome, function calls and token base from its content.
+
+    `tools` may be in the Assistants shape (`{"type": "function", "function": {...}}`) or the
+    Responses shape (`{"type": "function", "name": ...}`): the same functions give the same plan.
+    """
+    functions = function_specs(tools)
     dice = Dice(seed, model, instructions, sorted(f.get("name", "") for f in functions), user_texts)
     last = user_texts[-1] if user_texts else ""
     outcome = forced_outcome or choose_outcome(dice, metadata, last, weights)
@@ -117,6 +121,18 @@ def plan_run(
         token_factor=token_factor,
         dice=dice,
     )
+
+
+def function_specs(tools: list[dict]) -> list[dict]:
+    """The function definitions (name, parameters, ...) of `tools`, nested or flat."""
+    specs = []
+    for tool in tools:
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            continue
+        spec = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+        if spec.get("name"):
+            specs.append(spec)
+    return specs
 
 
 def step_usage(plan: Plan, label: str, extra_prompt: int, completion_text: str) -> dict:

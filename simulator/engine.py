@@ -12,6 +12,7 @@ import json
 
 from runtap.simulator.behaviour import ERROR_MESSAGES, plan_run, reply_text, split_text, step_usage
 from runtap.simulator.config import SimConfig
+from runtap.simulator.faults import behaviour_overrides
 from runtap.simulator.ids import new_id
 from runtap.simulator.objects import (
     ApiError,
@@ -24,6 +25,7 @@ from runtap.simulator.objects import (
     text_part,
     tool_call_object,
 )
+from runtap.simulator.response_engine import ResponseEngine
 from runtap.simulator.state import RunState, Store
 
 # Run events after which a stream ends (the run paused or finished).
@@ -33,11 +35,13 @@ END_EVENTS = frozenset(
 
 
 class Engine:
-    """Creates, advances, cancels and resumes runs; owns the `Store` they live in."""
+    """Creates, advances, cancels and resumes runs; owns the `Store` they live in, and the
+    Responses API's engine (`responses`), which shares the configuration."""
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.store = Store(config.default_model, config.strict_assistants, config.assistants)
+        self.responses = ResponseEngine(config)
 
     # --- requests ---------------------------------------------------------------------------
 
@@ -132,10 +136,11 @@ class Engine:
             run.served.append(status)
 
     def close(self) -> None:
-        """Stop every run's task (server shutdown)."""
+        """Stop every run's and response's task (server shutdown)."""
         for run in self.store.runs.values():
             if run.task is not None:
                 run.task.cancel()
+        self.responses.close()
 
     # --- the life cycle ---------------------------------------------------------------------
 
@@ -261,15 +266,7 @@ class Engine:
 
     def _plan(self, obj: dict, texts: list[str], op: str, request_text: str):
         text = "\n".join([request_text, *texts])
-        forced, renames, factor = None, {}, 1.0
-        for fault in self.config.faults:
-            if fault.kind in ("outcome", "rename", "tokens") and fault.matches(op, text):
-                if fault.kind == "outcome":
-                    forced = fault.value
-                elif fault.kind == "rename":
-                    renames[fault.value[0]] = fault.value[1]
-                else:
-                    factor *= fault.value
+        forced, renames, factor = behaviour_overrides(self.config.faults, op, text)
         return plan_run(
             seed=self.config.seed,
             model=obj["model"],

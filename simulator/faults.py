@@ -5,13 +5,14 @@ A fault spec is `KIND=VALUE` followed by optional comma-separated filters:
     status=429|500|503     answer with that HTTP status and an OpenAI error body
     delay=MS               wait MS milliseconds before sending the response headers
     cut=N                  close a streamed response's connection after N SSE events
-    outcome=NAME           force matching runs' outcome (completed|failed|incomplete|expired|slow)
+    outcome=NAME           force matching runs' (responses') outcome (completed|failed|incomplete|expired|slow)
     rename=OLD:NEW         generated tool calls to function OLD call NEW instead
-    tokens=FACTOR          multiply matching runs' token usage by FACTOR
+    tokens=FACTOR          multiply matching runs' (responses') token usage by FACTOR
 
-    op=NAME[|NAME...]      only these operations (createRun, getRun, submitToolOutputsToRun, ...)
+    op=NAME[|NAME...]      only these operations (createRun, getRun, createResponse, getResponse, ...)
     match=TEXT             only requests whose path or body contains TEXT (for outcome, rename
-                           and tokens: the run's request or its thread's messages)
+                           and tokens: the run's request or its thread's messages; the response's
+                           request or its conversation's messages)
     count=N                apply to the first N matching requests (runs) only; default: all
     skip=N                 let the first N matching requests pass untouched
     retry_after=S          the `retry-after` header of a 429 (default 1)
@@ -45,6 +46,19 @@ OPERATIONS = (
     "submitToolOutputsToRun",
     "listRunSteps",
     "getRunStep",
+    "createResponse",
+    "getResponse",
+    "cancelResponse",
+    "deleteResponse",
+    "listInputItems",
+    "createConversation",
+    "getConversation",
+    "updateConversation",
+    "deleteConversation",
+    "createConversationItems",
+    "listConversationItems",
+    "getConversationItem",
+    "deleteConversationItem",
 )
 
 
@@ -103,6 +117,21 @@ def parse_fault(spec: str) -> Fault:
         else:
             raise RuntapError(f"--fault {spec!r}: unknown filter {key!r}")
     return fault
+
+
+def behaviour_overrides(faults: list[Fault], op: str, text: str) -> tuple[str | None, dict[str, str], float]:
+    """The forced outcome, function renames and token factor that `faults` impose on a new
+    run or response of `op` whose request and user messages are `text` (counts the matches)."""
+    forced, renames, factor = None, {}, 1.0
+    for fault in faults:
+        if fault.kind in BEHAVIOUR_KINDS and fault.matches(op, text):
+            if fault.kind == "outcome":
+                forced = fault.value
+            elif fault.kind == "rename":
+                renames[fault.value[0]] = fault.value[1]
+            else:
+                factor *= fault.value
+    return forced, renames, factor
 
 
 def parse_faults(specs: list[str | Fault] | tuple[str | Fault, ...]) -> list[Fault]:

@@ -75,7 +75,7 @@ async def _apply_http_faults(request: web.Request, op: str | None) -> None:
         if fault.kind == "delay" and fault.matches(op, text):
             _record(request, op, fault)
             await asyncio.sleep(fault.value / 1000)
-        elif fault.kind == "cut" and _is_stream(body) and fault.matches(op, text):
+        elif fault.kind == "cut" and _is_stream(request, body) and fault.matches(op, text):
             _record(request, op, fault)
             request[CUT_AFTER] = fault.value
         elif fault.kind == "status" and fault.matches(op, text):
@@ -98,9 +98,34 @@ def _record(request: web.Request, op: str, fault) -> None:
     )
 
 
-def _is_stream(body: str) -> bool:
+def _is_stream(request: web.Request, body: str) -> bool:
+    if request.query.get("stream") == "true":  # getResponse streams a background response again
+        return True
     try:
         data = json.loads(body) if body else {}
     except json.JSONDecodeError:
         return False
     return isinstance(data, dict) and data.get("stream") is True
+
+
+def request_text(request: web.Request, body: dict) -> str:
+    """The request as text for fault matching: its path and JSON body."""
+    return f"{request.path}\n{json.dumps(body, ensure_ascii=False)}"
+
+
+async def read_body(request: web.Request) -> dict:
+    """The request's JSON object body (`{}` when empty); a 400 in OpenAI's format otherwise."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(
+            400,
+            "We could not parse the JSON body of your request. (HINT: This likely means you "
+            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)",
+        ) from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object.")
+    return body

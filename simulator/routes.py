@@ -1,4 +1,5 @@
-"""HTTP routes: the Assistants endpoints runtap needs, under any path prefix (`/v1`, Azure's `/openai`, none)."""
+"""HTTP routes: the Assistants endpoints runtap needs and the Responses/Conversations ones
+(`response_routes`), under any path prefix (`/v1`, Azure's `/openai`, none)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,19 @@ from aiohttp import web
 
 from runtap.simulator.engine import Engine
 from runtap.simulator.ids import new_id
-from runtap.simulator.middleware import CONFIG, CUT_AFTER, HTTP_FAULTS, OPERATIONS, add_common_headers, api_middleware
+from runtap.simulator.middleware import (
+    CONFIG,
+    CUT_AFTER,
+    HTTP_FAULTS,
+    OPERATIONS,
+    add_common_headers,
+    api_middleware,
+    read_body,
+    request_text,
+)
 from runtap.simulator.objects import ApiError
+from runtap.simulator.response_routes import RESPONSES
+from runtap.simulator.response_routes import ROUTES as RESPONSE_ROUTES
 from runtap.simulator.sse import stream_run
 from runtap.simulator.state import RunState, paginate
 from runtap.simulator.truth import ground_truth
@@ -19,7 +31,7 @@ ENGINE = web.AppKey("engine", Engine)
 
 async def create_assistant(request: web.Request) -> web.Response:
     """createAssistant: POST /assistants."""
-    body = await _body(request)
+    body = await read_body(request)
     return web.json_response(_engine(request).store.add_assistant(new_id("asst"), body))
 
 
@@ -30,7 +42,7 @@ async def get_assistant(request: web.Request) -> web.Response:
 
 async def create_thread(request: web.Request) -> web.Response:
     """createThread: POST /threads, with optional initial `messages`."""
-    return web.json_response(_engine(request).store.add_thread(await _body(request)))
+    return web.json_response(_engine(request).store.add_thread(await read_body(request)))
 
 
 async def get_thread(request: web.Request) -> web.Response:
@@ -41,7 +53,7 @@ async def get_thread(request: web.Request) -> web.Response:
 async def create_message(request: web.Request) -> web.Response:
     """createMessage: POST /threads/{thread_id}/messages."""
     store = _engine(request).store
-    return web.json_response(store.add_message(request.match_info["thread_id"], await _body(request)))
+    return web.json_response(store.add_message(request.match_info["thread_id"], await read_body(request)))
 
 
 async def list_messages(request: web.Request) -> web.Response:
@@ -57,15 +69,15 @@ async def list_messages(request: web.Request) -> web.Response:
 
 async def create_run(request: web.Request) -> web.StreamResponse:
     """createRun: POST /threads/{thread_id}/runs (JSON or, with `stream`, SSE)."""
-    body = await _body(request)
+    body = await read_body(request)
     engine = _engine(request)
-    run = engine.create_run(request.match_info["thread_id"], body, "createRun", _text(request, body))
+    run = engine.create_run(request.match_info["thread_id"], body, "createRun", request_text(request, body))
     return await _run_response(request, engine, run, body, prelude=[])
 
 
 async def create_thread_and_run(request: web.Request) -> web.StreamResponse:
     """createThreadAndRun: POST /threads/runs; a stream starts with `thread.created`."""
-    body = await _body(request)
+    body = await read_body(request)
     engine = _engine(request)
     if not isinstance(body.get("assistant_id"), str) or not body["assistant_id"]:
         # checked before creating the thread, so a bad request leaves nothing behind
@@ -77,7 +89,7 @@ async def create_thread_and_run(request: web.Request) -> web.StreamResponse:
         raise ApiError(400, "Invalid type for 'thread': expected an object.", param="thread")
     thread = engine.store.add_thread(thread_body)
     run_body = {k: v for k, v in body.items() if k != "thread"}
-    run = engine.create_run(thread["id"], run_body, "createThreadAndRun", _text(request, body))
+    run = engine.create_run(thread["id"], run_body, "createThreadAndRun", request_text(request, body))
     prelude = [("thread.created", json.dumps(thread, separators=(",", ":")))]
     return await _run_response(request, engine, run, body, prelude=prelude)
 
@@ -101,7 +113,7 @@ async def get_run(request: web.Request) -> web.Response:
 async def modify_run(request: web.Request) -> web.Response:
     """modifyRun: POST /threads/{thread_id}/runs/{run_id} (only `metadata` may change)."""
     run = _run(request)
-    body = await _body(request)
+    body = await read_body(request)
     unknown = sorted(set(body) - {"metadata"})
     if unknown:
         raise ApiError(400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
@@ -123,7 +135,7 @@ async def cancel_run(request: web.Request) -> web.Response:
 async def submit_tool_outputs(request: web.Request) -> web.StreamResponse:
     """submitToolOutputsToRun; a stream starts with the tool step's `step.completed`."""
     run = _run(request)
-    body = await _body(request)
+    body = await read_body(request)
     engine = _engine(request)
     queue = engine.subscribe(run) if body.get("stream") else None
     try:
@@ -180,10 +192,12 @@ def build_app(engine: Engine, http_faults: list[dict]) -> web.Application:
     """The aiohttp application serving `engine`; HTTP faults served are appended to `http_faults`."""
     app = web.Application(middlewares=[api_middleware])
     app[ENGINE] = engine
+    app[RESPONSES] = engine.responses
     app[CONFIG] = engine.config
     app[HTTP_FAULTS] = http_faults
-    app[OPERATIONS] = {handler: op for _, _, handler, op in ROUTES}
-    for method, path, handler, _ in ROUTES:
+    routes = ROUTES + RESPONSE_ROUTES
+    app[OPERATIONS] = {handler: op for _, _, handler, op in routes}
+    for method, path, handler, _ in routes:
         app.router.add_route(method, API_PREFIX + path.removeprefix("/"), handler)
     app.router.add_get("/__sim/ground_truth", get_ground_truth)
     app.on_response_prepare.append(add_common_headers)
@@ -215,25 +229,3 @@ def _run(request: web.Request) -> RunState:
 
 def _engine(request: web.Request) -> Engine:
     return request.app[ENGINE]
-
-
-def _text(request: web.Request, body: dict) -> str:
-    """The request as text for fault matching: its path and JSON body."""
-    return f"{request.path}\n{json.dumps(body, ensure_ascii=False)}"
-
-
-async def _body(request: web.Request) -> dict:
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError(
-            400,
-            "We could not parse the JSON body of your request. (HINT: This likely means you "
-            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)",
-        ) from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "The request body must be a JSON object.")
-    return body

@@ -62,7 +62,7 @@ class SimulatorHandle:
         self.base_url = self.url + "/v1"
 
     def ground_truth(self) -> dict:
-        """What the simulator served so far (runs, statuses, usage, steps, tool calls, faults)."""
+        """What the simulator served so far (runs, responses, conversations, statuses, usage, calls, faults)."""
         return self._call(self._truth())
 
     def stop(self) -> None:

@@ -55,7 +55,7 @@ def test_list_runs_paginates_with_limit_after_before_and_order(client, http, fiv
     assert [r.id for r in runs.list(thread_id=thread_id, order="asc", limit=3).data] == ids[:3]
     assert [r.id for r in runs.list(thread_id=thread_id, limit=2)]  # iterating follows has_more == ids[::-1]
     raw = http.get(f"/v1/threads/{thread_id}/runs", params={"limit": 2, "order": "asc"}).json()
-    validate("list_runs", raw)
+    validate("ListRunsResponse", raw)
     assert (raw["first_id"], raw["last_id"], raw["has_more"]) == (ids[0], ids[1], True)
     last = http.get(f"/v1/threads/{thread_id}/runs", params={"after": ids[0]}).json()
     assert last["data"] == [] and last["has_more"] is False
@@ -80,7 +80,7 @@ def test_run_steps_list_and_retrieve(client, http):
     one = steps.retrieve(listed.data[1].id, thread_id=thread.id, run_id=run.id)
     assert one.step_details.tool_calls[0].function.output == "42"
     raw = http.get(f"/v1/threads/{thread.id}/runs/{run.id}/steps").json()
-    validate("list_steps", raw)
+    validate("ListRunStepsResponse", raw)
     assert all("expired_at" in s and "expires_at" in s for s in raw["data"])
     with pytest.raises(openai.NotFoundError):
         steps.retrieve("step_missing", thread_id=thread.id, run_id=run.id)
@@ -111,7 +111,7 @@ def test_bad_bodies_get_openai_400s(client, http, path, content, message):
         f"/v1/threads/{thread_id}/{path}", content=content, headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 400
-    validate("error", response.json())
+    validate("ErrorResponse", response.json())
     assert message in response.json()["error"]["message"]
     assert response.headers["x-request-id"].startswith("req_")
 
@@ -126,7 +126,7 @@ def test_sdk_surfaces_bad_request_for_missing_assistant(client):
 def test_missing_bearer_is_401(sim, client):
     response = httpx.post(sim.base_url + "/threads", json={})
     assert response.status_code == 401
-    validate("error", response.json())
+    validate("ErrorResponse", response.json())
     no_key = openai.OpenAI(base_url=sim.base_url, api_key="sk", max_retries=0, default_headers={"Authorization": ""})
     with pytest.raises(openai.AuthenticationError):
         no_key.beta.threads.create()

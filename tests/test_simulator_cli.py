@@ -33,6 +33,8 @@ def test_help_documents_options_and_fault_syntax():
         "status=429|500|503",
         "rename=OLD:NEW",
         "sim_outcome",
+        "createResponse",
+        "function_call_output",
     ):
         assert text in result.output
 

@@ -57,7 +57,7 @@ def test_create_and_poll_completes_with_message_step_and_usage(client):
     messages = client.beta.threads.messages.list(thread_id=thread_id, run_id=run.id).data
     assert messages[0].role == "assistant" and "Lisbon" in messages[0].content[0].text.value
     assert messages[0].id == steps[0].step_details.message_creation.message_id
-    validate("run", _raw_run(client, thread_id, run.id))
+    validate("RunObject", _raw_run(client, thread_id, run.id))
 
 
 def test_create_returns_queued_run_that_moves_over_time(client):
@@ -68,7 +68,7 @@ def test_create_returns_queued_run_that_moves_over_time(client):
     deadline = time.monotonic() + 5
     while run.status not in ("completed", "failed", "incomplete") and time.monotonic() < deadline:
         raw = _raw_run(client, thread_id, run.id)
-        validate("run", raw)
+        validate("RunObject", raw)
         run = client.beta.threads.runs.retrieve(run.id, thread_id=thread_id)
         seen.add(run.status)
         time.sleep(0.005)
@@ -82,7 +82,7 @@ def test_tool_calls_then_submit_tool_outputs_and_poll(client):
         thread_id=thread_id, assistant_id="asst_weather", tools=[WEATHER_TOOL], metadata={"sim_outcome": "completed"}
     )
     assert run.status == "requires_action"
-    validate("run", _raw_run(client, thread_id, run.id))
+    validate("RunObject", _raw_run(client, thread_id, run.id))
     calls = run.required_action.submit_tool_outputs.tool_calls
     assert 1 <= len(calls) <= 2
     assert all(c.function.name == "get_weather" and c.function.arguments == '{"location": "Paris"}' for c in calls)
@@ -106,7 +106,7 @@ def test_cancel_then_poll_ends_cancelled(client):
     assert cancelled.status == "cancelling"
     run = client.beta.threads.runs.poll(run.id, thread_id=thread_id)
     assert run.status == "cancelled" and run.cancelled_at is not None
-    validate("run", _raw_run(client, thread_id, run.id))
+    validate("RunObject", _raw_run(client, thread_id, run.id))
     with pytest.raises(openai.BadRequestError, match="Cannot cancel run with status 'cancelled'"):
         client.beta.threads.runs.cancel(run.id, thread_id=thread_id)
 
@@ -142,7 +142,7 @@ def test_outcome_hints(client, hint, metadata, status, check):
     run = client.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id="asst_plain", **kwargs)
     assert run.status == status
     assert check(run)
-    validate("run", _raw_run(client, thread_id, run.id))
+    validate("RunObject", _raw_run(client, thread_id, run.id))
 
 
 def test_slow_hint_takes_longer(client):

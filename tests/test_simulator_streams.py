@@ -96,10 +96,10 @@ def test_wire_order_matches_reference_for_tool_turn_and_submit(client, sim):
         arguments = "".join(d["function"]["arguments"] for d in deltas)
         assert json.loads(arguments) == {"location": "San Francisco"}
         run = json.loads(events[-2][1])
-        validate("run", run)
+        validate("RunObject", run)
         for event, data in events:
             if event.startswith("thread.run.step.") and not event.endswith("delta"):
-                validate("step", json.loads(data))
+                validate("RunStepObject", json.loads(data))
         call_id = run["required_action"]["submit_tool_outputs"]["tool_calls"][0]["id"]
         outputs = {"tool_outputs": [{"tool_call_id": call_id, "output": "18C fog"}], "stream": True}
         second = http.post(f"/threads/{thread_id}/runs/{run['id']}/submit_tool_outputs", json=outputs)
@@ -108,7 +108,7 @@ def test_wire_order_matches_reference_for_tool_turn_and_submit(client, sim):
     tool_step = json.loads(events[0][1])
     assert tool_step["status"] == "completed" and tool_step["usage"]["total_tokens"] > 0
     final = json.loads(events[-2][1])
-    validate("run", final)
+    validate("RunObject", final)
     steps = [json.loads(d) for e, d in events if e == "thread.run.step.completed"]
     assert final["usage"]["total_tokens"] == sum(s["usage"]["total_tokens"] for s in steps)
     assert json.loads(events[0][1])["expires_at"] is not None and "expired_at" in tool_step
