@@ -238,6 +238,7 @@ def replay(
     """
     from rich.console import Console
 
+    from runtap.analysis.filters import parse_instant
     from runtap.replay import options as o
     from runtap.replay.render import render_json, render_table, write_junit
     from runtap.replay.results import save_report
@@ -255,7 +256,7 @@ def replay(
         dbs=tuple(dbs),
         threads=tuple(threads),
         capture=capture,
-        since=o.parse_since(since),
+        since=parse_instant(since, option="--since") if since else None,
         concurrency=concurrency,
         speed=speed,
         timeout=timeout,

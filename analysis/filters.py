@@ -14,16 +14,21 @@ from dataclasses import dataclass
 from runtap.errors import RuntapError
 
 
-def parse_instant(value: str, *, end_of_day: bool = False) -> dt.datetime:
+def parse_instant(value: str, *, end_of_day: bool = False, option: str | None = None) -> dt.datetime:
     """Parse an ISO date or datetime into an aware UTC datetime; naive values are UTC.
 
-    A bare date means the start of that day, or with `end_of_day` the start of the next one,
-    so `--until 2026-01-31` includes the whole of January 31st.
+    The one parser of `--since`/`--until` for reports and replay. A bare date means the start of
+    that day, or with `end_of_day` the start of the next one, so `--until 2026-01-31` includes the
+    whole of January 31st. `option` names the option in the error message when the caller's
+    error handling does not.
     """
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise RuntapError(f"not an ISO date or datetime: {value!r} (try 2026-01-31 or 2026-01-31T12:00)") from None
+        hint = "(try 2026-01-31 or 2026-01-31T12:00)"
+        if option:
+            raise RuntapError(f"{option} expects an ISO date or datetime, got {value!r} {hint}") from None
+        raise RuntapError(f"not an ISO date or datetime: {value!r} {hint}") from None
     is_date = len(value.strip()) <= 10
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)

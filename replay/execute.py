@@ -16,26 +16,16 @@ import httpx
 
 from runtap.addon.redact import DEFAULT_REDACTED, REDACTED
 from runtap.errors import RuntapError
-from runtap.replay.idmap import IdMap
+from runtap.recordings.exchanges import CONNECTION_HEADERS
+from runtap.recordings.ids import IdMap
 from runtap.replay.matchers import FAILURE, Difference
-from runtap.replay.observe import Observation, merge_polls, observe
+from runtap.replay.observe import Outcome, merge_polls, observe
 from runtap.replay.sessions import Step
 from runtap.store.reader import first_line
 
-# Never resent: secrets (redacted in the store anyway), hop-by-hop and per-connection headers,
-# and what httpx computes itself.
-_DROPPED_HEADERS = {name.lower() for name in DEFAULT_REDACTED} | {
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-connection",
-    "host",
-    "content-length",
-    "accept-encoding",
-}
+# Never resent: secrets (redacted in the store anyway), per-connection headers, and what httpx
+# computes itself.
+_DROPPED_HEADERS = {name.lower() for name in DEFAULT_REDACTED} | CONNECTION_HEADERS | {"host", "accept-encoding"}
 # A run in one of these states will not change without the client: stop polling.
 SETTLED = {"requires_action", "completed", "failed", "cancelled", "expired", "incomplete"}
 DEFAULT_POLL_MS = 500
@@ -45,7 +35,7 @@ DEFAULT_POLL_MS = 500
 class Sent:
     """What replaying one step produced."""
 
-    observation: Observation | None  # None when the step could not be sent
+    observation: Outcome | None  # None when the step could not be sent
     duration_ms: float | None = None
     target: str | None = None  # the rewritten path that was sent
     notes: list[Difference] = field(default_factory=list)  # problems found while sending
@@ -78,8 +68,8 @@ def send_step(
 ) -> Sent:
     """Replay one logical step; ids in its path and body are rewritten first."""
     first = step.first
-    target = ids.rewrite_target(first.target)
-    body = ids.rewrite_body(first.request_body)
+    target = ids.rewrite(first.target)
+    body = ids.rewrite(first.request_body)
     missing = ids.missing(first.target + (first.request_body or ""))
     if missing:
         why = f"not sent: needs {', '.join(missing)}, which the replay never got a new id for (an earlier step failed)"
@@ -96,13 +86,13 @@ def send_step(
     return Sent(obs, (time.monotonic() - started) * 1000, target, notes)
 
 
-def _send(client: httpx.Client, method: str, target: str, body: str | None, hdrs) -> tuple[Observation, int | None]:
+def _send(client: httpx.Client, method: str, target: str, body: str | None, hdrs) -> tuple[Outcome, int | None]:
     """One request and the poll delay the target asked for; a stream is read to its end (or break)."""
     request = client.build_request(method, target, content=body.encode() if body else None, headers=hdrs)
     try:
         response = client.send(request, stream=True)
     except httpx.TimeoutException as exc:
-        return Observation(status_code=None, error=f"no answer: {first_line(exc)}"), None
+        return Outcome(status_code=None, error=f"no answer: {first_line(exc)}"), None
     chunks: list[str] = []
     error = None
     try:
@@ -122,7 +112,7 @@ def _wait(client: httpx.Client, step: Step, target: str, hdrs, timeout: float):
     """Poll the run until the recorded outcome or a settled state; compare outcomes, not polls."""
     wanted = _recorded_outcome(step)
     deadline = time.monotonic() + timeout
-    polls: list[Observation] = []
+    polls: list[Outcome] = []
     while True:
         obs, poll_after_ms = _send(client, "GET", target, None, hdrs)
         polls.append(obs)

@@ -7,13 +7,13 @@ ids are never compared (the target assigns its own); outcomes are compared, not 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from runtap.replay import toolcalls
-from runtap.replay.observe import Observation, required_tool_calls, step_tool_calls
+from runtap.recordings import toolcalls
+from runtap.recordings.jsondiff import json_diff, short
+from runtap.replay.observe import Outcome
 
 FAILURE, WARNING = "failure", "warning"
 TRANSIENT = {"queued", "in_progress", "cancelling"}  # statuses timing alone can change
@@ -41,7 +41,7 @@ class MatchOptions:
     ignore: tuple[str, ...] = ()
 
 
-def match_status_code(rec: Observation, rep: Observation) -> list[Difference]:
+def match_status_code(rec: Outcome, rep: Outcome) -> list[Difference]:
     """HTTP status must be the same."""
     if rec.status_code == rep.status_code:
         return []
@@ -57,7 +57,7 @@ def match_status_code(rec: Observation, rep: Observation) -> list[Difference]:
     ]
 
 
-def match_events(rec: Observation, rep: Observation) -> list[Difference]:
+def match_events(rec: Outcome, rep: Outcome) -> list[Difference]:
     """Stream event types, consecutive repeats collapsed (delta counts never matter)."""
     if not (rec.streamed or rep.streamed):
         return []
@@ -70,7 +70,7 @@ def match_events(rec: Observation, rep: Observation) -> list[Difference]:
     return [Difference("$.events", a, b, FAILURE, f"stream events differ at #{i}: recorded {want}, replayed {got}")]
 
 
-def match_runs(rec: Observation, rep: Observation, opts: MatchOptions) -> list[Difference]:
+def match_runs(rec: Outcome, rep: Outcome, opts: MatchOptions) -> list[Difference]:
     """Final run objects: status, model, tool calls, token usage, then every other field."""
     runs_a, runs_b = rec.of("run"), rep.of("run")
     diffs = _count("runs", runs_a, runs_b)
@@ -84,13 +84,15 @@ def match_runs(rec: Observation, rep: Observation, opts: MatchOptions) -> list[D
             _status_severity(a.get("status"), b.get("status")),
         )
         diffs += match_value(f"{path}.model", a.get("model"), b.get("model"), "model")
-        diffs += match_tool_calls(f"{path}.required_action.tool_calls", required_tool_calls(a), required_tool_calls(b))
+        diffs += match_tool_calls(
+            f"{path}.required_action.tool_calls", toolcalls.run_tool_calls(a), toolcalls.run_tool_calls(b)
+        )
         diffs += match_usage(f"{path}.usage", a.get("usage"), b.get("usage"), opts.token_tolerance)
         diffs += diff_objects(path, a, b)
     return diffs
 
 
-def match_steps(rec: Observation, rep: Observation, opts: MatchOptions) -> list[Difference]:
+def match_steps(rec: Outcome, rep: Outcome, opts: MatchOptions) -> list[Difference]:
     """Final run steps, in order: type, status, tool calls, token usage, then other fields."""
     steps_a, steps_b = rec.of("step"), rep.of("step")
     diffs = _count("steps", steps_a, steps_b, key="type")
@@ -104,13 +106,13 @@ def match_steps(rec: Observation, rep: Observation, opts: MatchOptions) -> list[
             "step status",
             _status_severity(a.get("status"), b.get("status")),
         )
-        diffs += match_tool_calls(f"{path}.tool_calls", step_tool_calls(a), step_tool_calls(b))
+        diffs += match_tool_calls(f"{path}.tool_calls", toolcalls.step_tool_calls(a), toolcalls.step_tool_calls(b))
         diffs += match_usage(f"{path}.usage", a.get("usage"), b.get("usage"), opts.token_tolerance)
         diffs += diff_objects(path, a, b)
     return diffs
 
 
-def match_messages(rec: Observation, rep: Observation) -> list[Difference]:
+def match_messages(rec: Outcome, rep: Outcome) -> list[Difference]:
     """Messages: content may legitimately vary, so differences are warnings."""
     msgs_a, msgs_b = rec.of("message"), rep.of("message")
     diffs = [
@@ -128,10 +130,12 @@ def match_value(path: str, a: Any, b: Any, what: str, severity: str = FAILURE) -
     return [Difference(path, a, b, severity, f"{what}: recorded {a!r}, replayed {b!r}")]
 
 
-def match_tool_calls(path: str, rec_calls: list[dict], rep_calls: list[dict]) -> list[Difference]:
+def match_tool_calls(
+    path: str, rec_calls: list[toolcalls.ToolCall], rep_calls: list[toolcalls.ToolCall]
+) -> list[Difference]:
     """Tool calls: function names and arguments (as parsed JSON), paired by name and arguments."""
     diffs = []
-    pairs = toolcalls.pair([toolcalls.from_raw(c) for c in rec_calls], [toolcalls.from_raw(c) for c in rep_calls])
+    pairs = toolcalls.pair(rec_calls, rep_calls)
     for i, (a, b) in enumerate(pairs):
         where = f"{path}[{i}]"
         if b is None:
@@ -155,7 +159,7 @@ def match_tool_calls(path: str, rec_calls: list[dict], rep_calls: list[dict]) ->
                     a.arguments,
                     b.arguments,
                     FAILURE,
-                    f"{a.name}() arguments: recorded {_short(a.arguments)}, replayed {_short(b.arguments)}",
+                    f"{a.name}() arguments: recorded {short(a.arguments)}, replayed {short(b.arguments)}",
                 )
             )
     return diffs
@@ -225,25 +229,22 @@ def milestones(statuses: list[str]) -> list[str]:
 
 
 def diff_objects(path: str, a: Any, b: Any) -> list[Difference]:
-    """Every other field of two objects, recursively; ids and timestamps skipped; warnings."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        diffs = []
-        for key in sorted(a.keys() | b.keys()):
-            if key in _SKIPPED or key == "id" or key.endswith(("_id", "_at")):
-                continue
-            diffs += diff_objects(f"{path}.{key}", a.get(key), b.get(key))
-        return diffs
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in diff_objects(f"{path}[{i}]", x, y)]
-    if a != b:
-        return [
-            Difference(path, a, b, WARNING, f"{path.removeprefix('$.')}: recorded {_short(a)}, replayed {_short(b)}")
-        ]
-    return []
+    """Every other field of two objects, recursively; ids and timestamps skipped; warnings.
+
+    A field one object lacks counts as null there.
+    """
+    return [
+        Difference(p, x, y, WARNING, f"{p.removeprefix('$.')}: recorded {short(x)}, replayed {short(y)}")
+        for p, x, y in json_diff(a, b, path, skip=_skipped, missing=None)
+    ]
+
+
+def _skipped(key: str) -> bool:
+    return key in _SKIPPED or key == "id" or key.endswith(("_id", "_at"))
 
 
 def compare_step(
-    rec: Observation, rep: Observation, opts: MatchOptions, rec_ms: float | None = None, rep_ms: float | None = None
+    rec: Outcome, rep: Outcome, opts: MatchOptions, rec_ms: float | None = None, rep_ms: float | None = None
 ) -> list[Difference]:
     """Run every step matcher; a different HTTP status makes the body comparison moot."""
     diffs = match_status_code(rec, rep)
@@ -294,8 +295,3 @@ def _status_severity(a: Any, b: Any) -> str:
 
 def _dedup(items: list[str]) -> list[str]:
     return [x for i, x in enumerate(items) if i == 0 or items[i - 1] != x]
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = json.dumps(value, sort_keys=True, default=str) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

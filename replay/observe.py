@@ -1,4 +1,4 @@
-"""Reduce a response (JSON or SSE text) to what replay compares: an `Observation`.
+"""Reduce a response (JSON or SSE text) to what replay compares: an `Outcome`.
 
 Recorded and replayed responses go through the same functions, so the matchers compare like with
 like: the final state of every thread, run, step and message the response showed (stream deltas
@@ -13,13 +13,14 @@ from typing import Any
 
 from runtap.addon.accumulate import StepDeltas
 from runtap.addon.sse import parse_sse_text
+from runtap.recordings.toolcalls import run_tool_calls, step_tool_calls
 
 # The API's `object` names, and the kind replay files them under.
 KINDS = {"thread": "thread", "thread.run": "run", "thread.run.step": "step", "thread.message": "message"}
 
 
 @dataclass
-class Observation:
+class Outcome:
     """What one response (or one wait-for-outcome loop) showed."""
 
     status_code: int | None
@@ -35,19 +36,23 @@ class Observation:
         """The final objects of one kind (thread, run, step, message), in first-seen order."""
         return list(self.objects[kind].values())
 
+    def shown(self) -> list[list[dict]]:
+        """The final objects of every kind, kind by kind: what `IdMap.learn` pairs by position."""
+        return [self.of(kind) for kind in KINDS.values()]
+
     def created_ids(self) -> set[str]:
         """Ids of every object and tool call this response showed: ids a replay must learn."""
         ids = {oid for objs in self.objects.values() for oid in objs}
         for run in self.of("run"):
-            ids.update(c.get("id") for c in required_tool_calls(run) if c.get("id"))
+            ids.update(c.id for c in run_tool_calls(run) if c.id)
         for step in self.of("step"):
-            ids.update(c.get("id") for c in step_tool_calls(step) if c.get("id"))
+            ids.update(c.id for c in step_tool_calls(step) if c.id)
         return ids
 
 
-def observe(status_code: int | None, body: str | None, *, streamed: bool) -> Observation:
+def observe(status_code: int | None, body: str | None, *, streamed: bool) -> Outcome:
     """Observe one response body: SSE text when `streamed`, else JSON."""
-    obs = Observation(status_code=status_code, streamed=streamed)
+    obs = Outcome(status_code=status_code, streamed=streamed)
     if not body:
         return obs
     if streamed:
@@ -65,28 +70,16 @@ def observe(status_code: int | None, body: str | None, *, streamed: bool) -> Obs
     return obs
 
 
-def merge_polls(polls: list[Observation]) -> Observation:
+def merge_polls(polls: list[Outcome]) -> Outcome:
     """One observation for a poll loop: every status seen, the final objects of the last poll."""
     last = polls[-1]
-    merged = Observation(status_code=last.status_code, objects=last.objects, error=last.error)
+    merged = Outcome(status_code=last.status_code, objects=last.objects, error=last.error)
     for poll in polls:
         merged.run_statuses.extend(poll.run_statuses)
     return merged
 
 
-def required_tool_calls(run: dict) -> list[dict]:
-    """The tool calls a run waits on (`required_action.submit_tool_outputs.tool_calls`)."""
-    action = run.get("required_action") or {}
-    return list(((action.get("submit_tool_outputs") or {}).get("tool_calls")) or [])
-
-
-def step_tool_calls(step: dict) -> list[dict]:
-    """The tool calls of a `tool_calls` step."""
-    details = step.get("step_details") or {}
-    return list(details.get("tool_calls") or [])
-
-
-def _add_event(obs: Observation, deltas: StepDeltas, name: str, data: str) -> None:
+def _add_event(obs: Outcome, deltas: StepDeltas, name: str, data: str) -> None:
     try:
         value = json.loads(data or "")
     except ValueError:
@@ -100,7 +93,7 @@ def _add_event(obs: Observation, deltas: StepDeltas, name: str, data: str) -> No
     _add(obs, value)
 
 
-def _add(obs: Observation, value: Any) -> None:
+def _add(obs: Outcome, value: Any) -> None:
     if not isinstance(value, dict):
         return
     if "error" in value and "object" not in value:

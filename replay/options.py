@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from runtap.errors import RuntapError
+from runtap.recordings.pacing import check_speed
 from runtap.store.multi import expand_sources
 
 
@@ -85,25 +86,13 @@ def parse_headers(
     return tuple(headers)
 
 
-def parse_since(value: str | None) -> datetime | None:
-    """Parse `--since` as an ISO date or date-time (UTC when no zone is given)."""
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise RuntapError(f"--since expects an ISO date or date-time, got {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def check_numbers(
     *, concurrency: int, speed: float, timeout: float, token_tolerance: float, max_slowdown: float | None
 ) -> None:
     """Reject numeric options that cannot mean anything."""
     if concurrency < 1:
         raise RuntapError(f"--concurrency must be at least 1, got {concurrency}")
-    if speed < 0:
-        raise RuntapError(f"--speed must be 0 (as fast as possible) or positive, got {speed}")
+    check_speed(speed)
     if timeout <= 0:
         raise RuntapError(f"--timeout must be positive, got {timeout}")
     if token_tolerance < 0:

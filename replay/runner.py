@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 import httpx
 
 from runtap.errors import RuntapError
+from runtap.recordings.ids import IdMap
+from runtap.recordings.pacing import scaled
 from runtap.replay.execute import check_reachable, make_client, send_step
-from runtap.replay.idmap import IdMap
 from runtap.replay.matchers import FAILURE, Difference, MatchOptions, compare_step, drop_ignored, match_status_sequence
-from runtap.replay.observe import Observation, merge_polls, observe
+from runtap.replay.observe import Outcome, merge_polls, observe
 from runtap.replay.options import ReplayOptions
 from runtap.replay.sessions import Session, Step, load_sessions
 
@@ -115,7 +116,7 @@ def _check_credentials(report: ReplayReport) -> None:
         )
 
 
-def recorded_observation(step: Step) -> Observation:
+def recorded_observation(step: Step) -> Outcome:
     """The recorded answer of a step, observed like a replayed one (poll loops merged)."""
     polls = [observe(ex.status_code, ex.response_body, streamed=ex.streamed) for ex in step.exchanges]
     return merge_polls(polls) if step.kind == "wait" else polls[0]
@@ -126,8 +127,8 @@ def replay_session(client: httpx.Client, session: Session, opts: ReplayOptions) 
     match = MatchOptions(opts.token_tolerance, opts.max_slowdown, opts.ignore)
     recorded = [recorded_observation(step) for step in session.steps]
     expected = set().union(*(obs.created_ids() for obs in recorded)) - set(opts.id_map)
-    ids = IdMap(opts.id_map, expected)
-    replayed: list[Observation] = []
+    ids = IdMap(opts.id_map, expected=expected)
+    replayed: list[Outcome] = []
     results: list[StepResult] = []
     started = time.monotonic()
     for step, rec in zip(session.steps, recorded):
@@ -136,7 +137,7 @@ def replay_session(client: httpx.Client, session: Session, opts: ReplayOptions) 
         diffs = drop_ignored(sent.notes, opts.ignore)
         rep = sent.observation
         if rep is not None:
-            ids.learn(rec, rep)
+            ids.learn(rec.shown(), rep.shown())
             replayed.append(rep)
             diffs = compare_step(rec, rep, match, step.duration_ms, sent.duration_ms) + diffs
         results.append(
@@ -160,10 +161,10 @@ def replay_session(client: httpx.Client, session: Session, opts: ReplayOptions) 
     )
 
 
-def _status_sequences(recorded: list[Observation], replayed: list[Observation], ids: IdMap) -> list[Difference]:
+def _status_sequences(recorded: list[Outcome], replayed: list[Outcome], ids: IdMap) -> list[Difference]:
     """Compare each run's status milestones over the whole session."""
 
-    def by_run(observations: list[Observation]) -> dict[str, list[str]]:
+    def by_run(observations: list[Outcome]) -> dict[str, list[str]]:
         runs: dict[str, list[str]] = {}
         for obs in observations:
             for run_id, status in obs.run_statuses:
@@ -180,9 +181,9 @@ def _status_sequences(recorded: list[Observation], replayed: list[Observation], 
 
 def _pace(session: Session, step: Step, started: float, speed: float) -> None:
     """With speed N > 0, start each step at its recorded offset divided by N."""
-    if speed <= 0 or session.started_at is None or step.first.started_at is None:
+    if speed == 0 or session.started_at is None or step.first.started_at is None:
         return
-    offset = (step.first.started_at - session.started_at).total_seconds() / speed
+    offset = scaled((step.first.started_at - session.started_at).total_seconds(), speed)
     delay = started + offset - time.monotonic()
     if delay > 0:
         time.sleep(delay)

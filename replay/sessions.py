@@ -1,46 +1,20 @@
-"""Recorded sessions: one thread's exchanges, in order, grouped into logical steps.
+"""Replay sessions: one recorded thread's exchanges, grouped into logical steps.
 
-A session is every recorded exchange on one thread (DESIGN.md). Replay does not resend every
-exchange one for one: a recorded poll loop (consecutive GETs of one run, the SDK's
-`X-Stainless-Poll-Helper` polls) is one logical "wait for outcome" step, repeated GETs of one
-path keep only their last answer, and an SDK retry of a failed attempt is replayed once.
+The recordings layer loads the exchanges, leaves out failed attempts a client retried and
+groups them by thread (`runtap.recordings`). Replay does not resend every exchange one for one:
+a recorded poll loop (consecutive GETs of one run, the SDK's `X-Stainless-Poll-Helper` polls) is
+one logical "wait for outcome" step, and repeated GETs of one path keep only their last answer.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from datetime import datetime
 
 from runtap.errors import RuntapError
-from runtap.store.multi import expand_sources, open_stores
-
-_RETRIED_STATUSES = {408, 409, 429}  # plus every 5xx: what the openai SDK retries
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """One recorded HTTP exchange, as replay needs it."""
-
-    exchange_id: str
-    operation: str | None
-    method: str
-    url: str
-    thread_id: str | None
-    status_code: int | None
-    started_at: datetime | None
-    duration_ms: float | None
-    streamed: bool
-    request_headers: tuple[tuple[str, str], ...]
-    request_body: str | None
-    response_body: str | None
-
-    @property
-    def target(self) -> str:
-        """The recorded path with its query string: what replay sends to the new host."""
-        parts = urlsplit(self.url)
-        return parts.path + (f"?{parts.query}" if parts.query else "")
+from runtap.recordings.exchanges import RecordedExchange, sources_of
+from runtap.recordings.sessions import RecordedThread, group_threads, load_threads
 
 
 @dataclass(frozen=True)
@@ -49,15 +23,15 @@ class Step:
 
     index: int
     kind: str  # "request" | "wait"
-    exchanges: tuple[Exchange, ...]
+    exchanges: tuple[RecordedExchange, ...]
 
     @property
-    def first(self) -> Exchange:
+    def first(self) -> RecordedExchange:
         """The exchange whose request replay sends."""
         return self.exchanges[0]
 
     @property
-    def last(self) -> Exchange:
+    def last(self) -> RecordedExchange:
         """The exchange whose response is the recorded outcome."""
         return self.exchanges[-1]
 
@@ -66,7 +40,7 @@ class Step:
         """A short label: operation and path."""
         op = self.first.operation or self.first.method
         suffix = f" (wait, {len(self.exchanges)} polls)" if self.kind == "wait" else ""
-        return f"{op} {self.first.method} {urlsplit(self.first.url).path}{suffix}"
+        return f"{op} {self.first.method} {self.first.path}{suffix}"
 
     @property
     def duration_ms(self) -> float | None:
@@ -91,11 +65,10 @@ class Session:
         return self.steps[0].first.started_at if self.steps else None
 
 
-def build_steps(exchanges: list[Exchange]) -> list[Step]:
+def build_steps(exchanges: Sequence[RecordedExchange]) -> list[Step]:
     """Group one session's ordered exchanges into logical steps (pure)."""
-    kept = [ex for i, ex in enumerate(exchanges) if not _is_retried(ex, exchanges[i + 1 : i + 2])]
-    groups: list[list[Exchange]] = []
-    for ex in kept:
+    groups: list[list[RecordedExchange]] = []
+    for ex in exchanges:
         prev = groups[-1][-1] if groups else None
         if prev is not None and ex.method == "GET" and prev.method == "GET" and _same_resource(prev, ex):
             groups[-1].append(ex)
@@ -110,24 +83,18 @@ def build_steps(exchanges: list[Exchange]) -> list[Step]:
     return steps
 
 
-def _same_resource(a: Exchange, b: Exchange) -> bool:
-    return urlsplit(a.url).path == urlsplit(b.url).path and a.operation == b.operation
+def sessions_of(threads: Sequence[RecordedThread]) -> list[Session]:
+    """A session per recorded thread; exchanges that belong to no thread are not replayed (pure)."""
+    return [Session(t.thread_id, t.capture_id, tuple(build_steps(t.exchanges))) for t in threads if t.thread_id]
 
 
-def _is_retried(ex: Exchange, following: list[Exchange]) -> bool:
-    """A failed attempt the client sent again at once: replay sends the request only once."""
-    failed = ex.status_code is not None and (ex.status_code >= 500 or ex.status_code in _RETRIED_STATUSES)
-    if not failed or not following:
-        return False
-    nxt = following[0]
-    return (nxt.method, nxt.url, nxt.request_body) == (ex.method, ex.url, ex.request_body)
+def build_sessions(exchanges: Sequence[RecordedExchange]) -> list[Session]:
+    """Sessions from a recording's ordered exchanges: retried attempts dropped, grouped by thread (pure)."""
+    return sessions_of(group_threads(exchanges))
 
 
-# TIMESTAMPTZ is read as naive UTC (DuckDB would need pytz to hand out aware datetimes).
-_COLUMNS = (
-    "exchange_id, capture_id, operation, method, url, thread_id, status_code, "
-    "timezone('UTC', request_started_at), duration_ms, streamed, request_headers, request_body, response_body"
-)
+def _same_resource(a: RecordedExchange, b: RecordedExchange) -> bool:
+    return a.path == b.path and a.operation == b.operation
 
 
 def load_sessions(
@@ -141,33 +108,12 @@ def load_sessions(
 
     Raises RuntapError when the store has no session matching the filters.
     """
-    where, params = ["TRUE"], []
-    if capture:
-        where.append("capture_id = ?")
-        params.append(capture)
-    sources = expand_sources([dbs] if isinstance(dbs, str) else list(dbs))
-    db = ", ".join(sources)
-    with open_stores(sources) as con:
-        rows = con.execute(
-            f"SELECT {_COLUMNS} FROM exchanges WHERE {' AND '.join(where)} ORDER BY request_started_at, exchange_id",
-            params,
-        ).fetchall()
-    by_thread: dict[str, list[Exchange]] = {}
-    captures: dict[str, str | None] = {}
-    for row in rows:
-        ex = _exchange(row)
-        if ex.thread_id is None:
-            continue
-        by_thread.setdefault(ex.thread_id, []).append(ex)
-        captures.setdefault(ex.thread_id, row[1])
+    sources = sources_of(dbs)
     wanted = set(threads)
-    sessions = [
-        Session(thread_id, captures[thread_id], tuple(build_steps(exs)))
-        for thread_id, exs in by_thread.items()
-        if (not wanted or thread_id in wanted)
-    ]
+    sessions = [s for s in sessions_of(load_threads(sources, capture=capture)) if not wanted or s.thread_id in wanted]
     if since is not None:
         sessions = [s for s in sessions if s.started_at is not None and s.started_at >= since]
+    db = ", ".join(sources)
     if not sessions:
         filters = _describe_filters(threads, capture, since)
         raise RuntapError(f"no recorded sessions in {db}{filters}; record some with `runtap proxy`")
@@ -175,49 +121,6 @@ def load_sessions(
     if missing:
         raise RuntapError(f"no recorded session for thread {', '.join(sorted(missing))} in {db}")
     return sessions
-
-
-def _exchange(row) -> Exchange:
-    (
-        exchange_id,
-        _capture,
-        operation,
-        method,
-        url,
-        thread_id,
-        status_code,
-        started_at,
-        duration_ms,
-        streamed,
-        headers,
-        request_body,
-        response_body,
-    ) = row
-    if thread_id is None and operation == "createThread":
-        thread_id = _json_id(response_body)
-    pairs = json.loads(headers) if headers else []
-    return Exchange(
-        exchange_id=exchange_id,
-        operation=operation,
-        method=method.upper(),
-        url=url,
-        thread_id=thread_id,
-        status_code=status_code,
-        started_at=started_at.replace(tzinfo=UTC) if started_at else None,
-        duration_ms=duration_ms,
-        streamed=bool(streamed),
-        request_headers=tuple((str(k), str(v)) for k, v in pairs),
-        request_body=request_body,
-        response_body=response_body,
-    )
-
-
-def _json_id(body: str | None) -> str | None:
-    try:
-        value = json.loads(body or "")
-    except ValueError:
-        return None
-    return value.get("id") if isinstance(value, dict) else None
 
 
 def _describe_filters(threads, capture, since) -> str:

@@ -13,6 +13,7 @@ import asyncio
 from aiohttp import web
 
 from runtap.addon.sse import parse_sse_text
+from runtap.recordings.pacing import scaled
 from runtap.serve.registry import Miss, Registry, Reply
 
 REGISTRY = web.AppKey("registry", Registry)
@@ -36,12 +37,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if isinstance(answer, Miss):
         return not_found(answer.message)
     speed = request.app[SPEED]
-    if answer.recorded.streamed:
+    exchange = answer.recorded.exchange
+    if exchange.streamed:
         return await _stream(request, answer, speed)
     return web.Response(
-        status=answer.recorded.status,
+        status=exchange.status_code,
         headers=_headers(answer, speed),
-        body=answer.ids.to_served_text(answer.recorded.response).encode(),
+        body=(answer.ids.rewrite(exchange.response_body) or "").encode(),
     )
 
 
@@ -57,7 +59,7 @@ def _headers(answer: Reply, speed: float) -> dict[str, str]:
         if name.lower() == _POLL_AFTER:
             value = _scaled_ms(value, speed)
         headers["Content-Type" if name.lower() == "content-type" else name] = value
-    headers["x-runtap-exchange-id"] = answer.recorded.exchange_id
+    headers["x-runtap-exchange-id"] = answer.recorded.exchange.exchange_id
     return headers
 
 
@@ -66,19 +68,20 @@ def _scaled_ms(value: str, speed: float) -> str:
         ms = float(value)
     except ValueError:
         return value
-    return "0" if speed == 0 else str(round(ms / speed))
+    return str(round(scaled(ms, speed)))
 
 
 async def _stream(request: web.Request, answer: Reply, speed: float) -> web.StreamResponse:
-    recorded = answer.recorded
-    response = web.StreamResponse(status=recorded.status, headers=_headers(answer, speed))
+    exchange = answer.recorded.exchange
+    response = web.StreamResponse(status=exchange.status_code, headers=_headers(answer, speed))
     response.content_type = "text/event-stream"
     await response.prepare(request)
-    events = parse_sse_text(answer.ids.to_served_text(recorded.response))
+    events = parse_sse_text(answer.ids.rewrite(exchange.response_body) or "")
+    gaps = exchange.event_gaps
     for index, event in enumerate(events):
-        gap = recorded.event_gaps[index] if index < len(recorded.event_gaps) else 0.0
-        if speed > 0 and gap > 0:
-            await asyncio.sleep(gap / speed)
+        delay = scaled(gaps[index], speed) if index < len(gaps) else 0.0
+        if delay > 0:
+            await asyncio.sleep(delay)
         await response.write(_event_bytes(event.event, event.data))
     await response.write_eof()
     return response

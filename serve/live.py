@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from runtap.serve.ids import IdMap
+from runtap.recordings.ids import IdMap
 from runtap.serve.matching import RequestKey, closeness, explain
 from runtap.serve.recording import Recorded, RecordedSession
 
@@ -62,7 +62,7 @@ class LiveSession:
             return exchanges[index]
         if not stretch:  # an earlier answer, repeated
             return exchanges[index]
-        first = stretch[0].exchange_id
+        first = stretch[0].exchange.exchange_id
         count = self._reads.get(first, 0)
         self._reads[first] = count + 1
         return stretch[min(count, len(stretch) - 1)]

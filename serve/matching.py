@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
+from runtap.recordings.jsondiff import MISSING, json_diff, short
+
 _MAX_REASONS = 3
 
 
@@ -61,7 +63,13 @@ def differences(recorded: RequestKey, got: RequestKey) -> list[str]:
             reasons.append(f"{name}: recorded {want}, got {have}")
     if recorded.query != got.query:
         reasons.append(f"query: recorded {_query_text(recorded.query)}, got {_query_text(got.query)}")
-    reasons += _value_differences(recorded.body, got.body, "body")
+    for path, want, have in json_diff(recorded.body, got.body, "body"):
+        if have is MISSING:
+            reasons.append(f"{path}: recorded {short(want)}, missing in request")
+        elif want is MISSING:
+            reasons.append(f"{path}: not in recording, got {short(have)}")
+        else:
+            reasons.append(f"{path}: recorded {short(want)}, got {short(have)}")
     return reasons
 
 
@@ -76,30 +84,6 @@ def closeness(recorded: RequestKey, got: RequestKey) -> tuple[int, int, int]:
     """A sort key: smaller is closer (same operation first, then same path ids, then fewer diffs)."""
     ids_differ = sum(getattr(recorded, n) != getattr(got, n) for n in ("thread_id", "run_id", "step_id"))
     return (recorded.operation != got.operation, ids_differ, len(differences(recorded, got)))
-
-
-def _value_differences(want: object, have: object, path: str) -> list[str]:
-    if isinstance(want, dict) and isinstance(have, dict):
-        out = []
-        for key in sorted(want.keys() | have.keys()):
-            sub = f"{path}.{key}"
-            if key not in have:
-                out.append(f"{sub}: recorded {_short(want[key])}, missing in request")
-            elif key not in want:
-                out.append(f"{sub}: not in recording, got {_short(have[key])}")
-            else:
-                out += _value_differences(want[key], have[key], sub)
-        return out
-    if isinstance(want, list) and isinstance(have, list) and len(want) == len(have):
-        return [d for i, (w, h) in enumerate(zip(want, have)) for d in _value_differences(w, h, f"{path}[{i}]")]
-    if want != have:
-        return [f"{path}: recorded {_short(want)}, got {_short(have)}"]
-    return []
-
-
-def _short(value: object, limit: int = 60) -> str:
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _query_text(query: tuple[tuple[str, str], ...]) -> str:

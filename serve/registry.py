@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from runtap.addon.routes import Route, match_route
-from runtap.serve.ids import IdMap
+from runtap.recordings.ids import IdMap
+from runtap.recordings.retries import CREATES
 from runtap.serve.live import LiveSession
 from runtap.serve.matching import RequestKey, closeness, explain, normalize_body, normalize_query
 from runtap.serve.recording import Recorded, RecordedSession, Recording
-
-_CREATES = {"createThread", "createThreadAndRun"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +69,7 @@ class Registry:
             nearest, why = live.closest(key)
             return Miss(
                 f"no recorded {route.operation} matches {label}; closest recorded request is "
-                f"{nearest.key.operation} {nearest.path} (session of thread "
+                f"{nearest.key.operation} {nearest.exchange.target} (session of thread "
                 f"{live.session.thread_id}): {why or 'already answered'}"
             )
         return Reply(recorded, live.ids)
@@ -82,7 +81,7 @@ class Registry:
             return Miss(self._no_create(key, label))
         sessions.sort(key=lambda s: (self._plays[s.number], s.number))
         chosen = sessions[0]
-        ids = IdMap(self._issued)
+        ids = IdMap(issued=self._issued)
         if chosen.thread_id is None:  # a recorded create that failed: answer as recorded
             self._plays[chosen.number] += 1
             return Reply(chosen.first, ids)
@@ -100,9 +99,9 @@ class Registry:
         """Bind an undecided thread to the least-played candidate that answers `key`."""
         fitting = [s for s in live.candidates if live.peek(live.key_for(key, s), s)]
         chosen = min(fitting or live.candidates[:1], key=lambda s: (self._plays[s.number], s.number))
-        served_thread = live.ids.served(live.session.thread_id)
+        served_thread = live.ids.get(live.session.thread_id)
         if chosen is not live.session:
-            live.ids = IdMap(self._issued)
+            live.ids = IdMap(issued=self._issued)
             live.ids.bind(chosen.thread_id, served_thread)
         live.candidates = [chosen]
         self._bind(live, chosen)
@@ -117,19 +116,19 @@ class Registry:
         session = self.recording.by_thread.get(thread_id)
         if session is None or thread_id in self._issued:
             return None
-        live = LiveSession([session], IdMap(self._issued), pos=0)
+        live = LiveSession([session], IdMap(issued=self._issued), pos=0)
         self._bind(live, session)
         self._live[thread_id] = live
         return live
 
     def _no_create(self, key: RequestKey, label: str) -> str:
-        firsts = [s.first for s in self.recording.sessions if s.first.key.operation in _CREATES]
+        firsts = [s.first for s in self.recording.sessions if s.first.key.operation in CREATES]
         if not firsts:
             return f"no recorded {key.operation} matches {label}: the recording has no thread creations"
         nearest = min(firsts, key=lambda r: closeness(r.key, key))
         return (
             f"no recorded {key.operation} matches {label}; closest recorded request is "
-            f"{nearest.key.operation} {nearest.path}: {explain(nearest.key, key)}"
+            f"{nearest.key.operation} {nearest.exchange.target}: {explain(nearest.key, key)}"
         )
 
 
@@ -140,6 +139,6 @@ def _key(ids: IdMap, route: Route, query: str, body: str) -> RequestKey:
         ids.recorded(route.thread_id),
         ids.recorded(route.run_id),
         ids.recorded(route.step_id),
-        normalize_query(ids.to_recorded_text(query)),
-        normalize_body(ids.to_recorded_text(body)),
+        normalize_query(ids.restore(query)),
+        normalize_body(ids.restore(body)),
     )

@@ -9,21 +9,15 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
 from runtap.errors import RuntapError
+from runtap.recordings.pacing import check_speed
 from runtap.serve.app import build_app
 from runtap.serve.recording import Recording, load_recording
 from runtap.serve.registry import Registry
-
-
-def check_speed(speed: float) -> float:
-    """Validate `--speed`: 0 (no waiting), 1 (recorded pacing) or N times faster."""
-    if not speed >= 0 or speed == float("inf"):
-        raise RuntapError(f"--speed must be a finite number >= 0, got {speed}")
-    return speed
 
 
 async def _start(recording: Recording, speed: float, host: str, port: int) -> tuple[web.AppRunner, int]:
@@ -74,14 +68,15 @@ class ServeHandle:
         self.stop()
 
 
-def start_serve(db: str, *, speed: float = 1.0, host: str = "127.0.0.1", port: int = 0) -> ServeHandle:
-    """Load the recording in `db` and serve it on a background thread; return the handle."""
+def start_serve(db: str | Sequence[str], *, speed: float = 1.0, host: str = "127.0.0.1", port: int = 0) -> ServeHandle:
+    """Load the recording in `db` (one store or several, as `--db` names them) and serve it on a
+    background thread; return the handle."""
     speed = check_speed(speed)
     return ServeHandle(load_recording(db), speed, host, port)
 
 
 def serve_forever(
-    db: str,
+    db: str | Sequence[str],
     *,
     speed: float = 1.0,
     host: str = "127.0.0.1",

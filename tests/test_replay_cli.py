@@ -14,13 +14,14 @@ from rich.console import Console
 from runtap.cli import cli
 from runtap.demo.harness import free_port
 from runtap.errors import RuntapError
+from runtap.recordings.exchanges import RecordedExchange
 from runtap.replay.execute import request_headers
 from runtap.replay.matchers import FAILURE, WARNING, Difference
 from runtap.replay.options import parse_headers, parse_id_map, parse_target
 from runtap.replay.render import render_json, render_table, write_junit
 from runtap.replay.results import save_report
 from runtap.replay.runner import ReplayReport, SessionResult, StepResult
-from runtap.replay.sessions import Exchange, Step
+from runtap.replay.sessions import Step
 from runtap.store.schema import all_ddl
 
 
@@ -100,7 +101,7 @@ def test_parsers():
 
 def _report() -> ReplayReport:
     t0 = datetime(2026, 5, 1, tzinfo=UTC)
-    ex = Exchange(
+    ex = RecordedExchange(
         "x1", "createRun", "POST", "http://h/v1/threads/thread_a/runs", "thread_a", 200, t0, 12.0, False, (), "{}", "{}"
     )
     ok = StepResult(Step(0, "request", (ex,)), "/v1/threads/thread_n/runs", 200, 200, 12.0, 15.0, [])

@@ -19,6 +19,7 @@ from runtap.demo.workload import ASSISTANTS, run_workload
 from runtap.simulator.config import SimConfig
 from runtap.simulator.server import start_simulator
 from runtap.store.reader import open_store
+from tests import retry_recording
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -167,3 +168,24 @@ def test_replay_reads_a_parquet_export_and_globs_like_the_store(recording, tmp_p
     assert (code, from_export["sessions"], from_export["passed"]) == (0, 6, 6)
     assert (code_glob, from_glob["sessions"], from_glob["passed"]) == (0, 6, 6)
     assert {s["thread_id"] for s in from_export["details"]} == set(threads)
+
+
+# --- failed attempts ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def retries(tmp_path_factory):
+    return retry_recording.record(str(tmp_path_factory.mktemp("replay-retries") / "retries.duckdb"))
+
+
+def test_an_sdk_retry_is_sent_once_and_a_failure_the_app_saw_is_expected_again(retries):
+    # The target fails the seen case's first createRun as the recording did; the retried case not at all.
+    seen_fault = retry_recording.FAULTS[1]
+    with start_simulator(SimConfig(assistants=ASSISTANTS, run_ms=60, poll_after_ms=20, faults=[seen_fault])) as sim:
+        code, report = replay(retries.db, sim.url)
+    assert (code, report["sessions"], report["passed"]) == (0, 2, 2), json.dumps(report)[:3000]
+    creates = {
+        s["thread_id"]: [step["recorded_status"] for step in s["steps"] if step["operation"] == "createRun"]
+        for s in report["details"]
+    }
+    assert creates == {retries.retried: [200], retries.seen: [500, 200]}

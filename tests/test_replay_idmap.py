@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from runtap.replay import toolcalls
-from runtap.replay.idmap import IdMap
+from runtap.recordings import toolcalls
+from runtap.recordings.ids import IdMap
 from runtap.replay.observe import merge_polls, observe
 
 
@@ -140,22 +140,23 @@ def test_merge_polls_keeps_every_status_and_the_last_objects():
 def test_learn_from_streams_then_rewrite_path_and_tool_outputs():
     rec = observe(200, streamed_tool_run("run_old", "thread_old", "step_old", "call_old"), streamed=True)
     rep = observe(200, streamed_tool_run("run_new", "thread_new", "step_new", "call_new"), streamed=True)
-    ids = IdMap(preset={"asst_1": "asst_9"}, expected=rec.created_ids() | {"thread_old"})
+    ids = IdMap({"asst_1": "asst_9"}, expected=rec.created_ids() | {"thread_old"})
     assert ids.missing("/v1/threads/thread_old/runs/run_old") == ["run_old", "thread_old"]
-    ids.learn(rec, rep)
+    ids.learn(rec.shown(), rep.shown())
     assert ids.missing("/v1/threads/thread_old/runs/run_old") == []
     assert (
-        ids.rewrite_target("/v1/threads/thread_old/runs/run_old/steps?after=step_old&limit=5")
+        ids.rewrite("/v1/threads/thread_old/runs/run_old/steps?after=step_old&limit=5")
         == "/v1/threads/thread_new/runs/run_new/steps?after=step_new&limit=5"
     )
-    body = ids.rewrite_body(
+    body = ids.rewrite(
         '{"tool_outputs": [{"tool_call_id": "call_old", "output": "run_old"}], "assistant_id": "asst_1"}'
     )
     assert json.loads(body) == {
         "tool_outputs": [{"tool_call_id": "call_new", "output": "run_new"}],
         "assistant_id": "asst_9",
     }
-    assert ids.rewrite_body("not json") == "not json"
+    assert ids.rewrite("not json") == "not json"
+    assert ids.rewrite(None) is None
 
 
 def test_parallel_tool_calls_pair_by_name_and_arguments_not_position():
@@ -192,7 +193,7 @@ def test_parallel_tool_calls_pair_by_name_and_arguments_not_position():
         streamed=False,
     )
     ids = IdMap()
-    ids.learn(rec, rep)
+    ids.learn(rec.shown(), rep.shown())
     assert {k: v for k, v in ids.items().items() if k.startswith("call")} == {
         "call_a1": "call_b3",
         "call_a2": "call_b2",

@@ -18,7 +18,7 @@ from runtap.replay.matchers import (
     match_usage,
     milestones,
 )
-from runtap.replay.observe import Observation, observe
+from runtap.replay.observe import Outcome, observe
 
 RUN = {
     "id": "run_1",
@@ -54,7 +54,7 @@ STEP = {
 }
 
 
-def obs(*objects: dict, status: int = 200) -> Observation:
+def obs(*objects: dict, status: int = 200) -> Outcome:
     return observe(status, json.dumps({"object": "list", "data": list(objects)}), streamed=False)
 
 
@@ -135,8 +135,8 @@ def test_transient_status_difference_is_only_a_warning():
 
 
 def test_stream_event_types_compare_deduplicated():
-    def stream(*names: str) -> Observation:
-        return Observation(200, streamed=True, events=list(names))
+    def stream(*names: str) -> Outcome:
+        return Outcome(200, streamed=True, events=list(names))
 
     rec = stream("thread.run.created", "thread.message.delta", "thread.message.delta", "thread.run.completed", "done")
     assert (

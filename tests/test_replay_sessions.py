@@ -9,7 +9,8 @@ import duckdb
 import pytest
 
 from runtap.errors import RuntapError
-from runtap.replay.sessions import Exchange, build_steps, load_sessions
+from runtap.recordings.exchanges import RecordedExchange
+from runtap.replay.sessions import build_sessions, load_sessions
 from runtap.store.schema import all_ddl
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -24,8 +25,9 @@ def ex(
     body: str | None = None,
     thread: str | None = "thread_a",
     response: str | None = None,
-) -> Exchange:
-    return Exchange(
+    retry: int | None = None,
+) -> RecordedExchange:
+    return RecordedExchange(
         exchange_id=f"x{n:03d}",
         operation=operation,
         method=method,
@@ -35,7 +37,7 @@ def ex(
         started_at=T0 + timedelta(seconds=n),
         duration_ms=10.0,
         streamed=False,
-        request_headers=(),
+        request_headers=(("x-stainless-retry-count", str(retry)),) if retry is not None else (),
         request_body=body,
         response_body=response,
     )
@@ -53,7 +55,8 @@ def test_poll_loop_is_one_wait_step_and_retries_are_sent_once():
         ex(7, "listRunSteps", "GET", "/v1/threads/thread_a/runs/run_1/steps"),
         ex(8, "getRun", "GET", "/v1/threads/thread_a/runs/run_1"),
     ]
-    steps = build_steps(exchanges)
+    (session,) = build_sessions(exchanges)
+    steps = session.steps
     assert [(s.kind, s.first.operation, len(s.exchanges)) for s in steps] == [
         ("request", "createThread", 1),
         ("request", "createRun", 1),
@@ -72,7 +75,44 @@ def test_a_failure_not_retried_is_kept():
         ex(0, "createRun", "POST", "/v1/threads/thread_a/runs", status=500, body="{}"),
         ex(1, "getRun", "GET", "/v1/threads/thread_a/runs/run_1"),
     ]
-    assert [s.first.status_code for s in build_steps(exchanges)] == [500, 200]
+    (session,) = build_sessions(exchanges)
+    assert [s.first.status_code for s in session.steps] == [500, 200]
+
+
+RUN_BODY = '{"assistant_id":"asst_1"}'
+
+
+def test_an_sdk_retry_is_sent_once_even_when_another_callers_poll_came_in_between():
+    exchanges = [
+        ex(0, "createThread", "POST", "/v1/threads"),
+        ex(1, "createRun", "POST", "/v1/threads/thread_a/runs", status=429, body=RUN_BODY, retry=0),
+        ex(2, "listRuns", "GET", "/v1/threads/thread_a/runs"),  # a dashboard, during the SDK's backoff
+        ex(3, "createRun", "POST", "/v1/threads/thread_a/runs", body=RUN_BODY, retry=1),
+    ]
+    (session,) = build_sessions(exchanges)
+    assert [(s.first.operation, s.first.status_code) for s in session.steps] == [
+        ("createThread", 200),
+        ("listRuns", 200),
+        ("createRun", 200),
+    ]
+
+
+def test_a_failure_the_app_saw_is_replayed_though_the_request_came_again_after_other_writes():
+    exchanges = [
+        ex(0, "createThread", "POST", "/v1/threads"),
+        ex(1, "createRun", "POST", "/v1/threads/thread_a/runs", status=409, body=RUN_BODY, retry=0),
+        ex(2, "createRun", "POST", "/v1/threads/thread_a/runs", status=409, body=RUN_BODY, retry=1),
+        ex(3, "createRun", "POST", "/v1/threads/thread_a/runs", status=409, body=RUN_BODY, retry=2),
+        ex(40, "createMessage", "POST", "/v1/threads/thread_a/messages", body='{"content":"again"}'),
+        ex(41, "createRun", "POST", "/v1/threads/thread_a/runs", body=RUN_BODY),
+    ]
+    (session,) = build_sessions(exchanges)
+    assert [(s.first.exchange_id, s.first.status_code) for s in session.steps] == [
+        ("x000", 200),
+        ("x003", 409),  # the SDK's last attempt: the app saw it, so replay expects it
+        ("x040", 200),
+        ("x041", 200),
+    ]
 
 
 def test_target_keeps_path_and_query():

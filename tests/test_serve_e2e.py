@@ -22,6 +22,7 @@ from runtap.serve.recording import load_recording
 from runtap.serve.server import start_serve
 from runtap.simulator.config import SimConfig
 from runtap.simulator.server import start_simulator
+from tests import retry_recording
 from tests.store_fixtures import make_store
 
 
@@ -91,7 +92,7 @@ def test_an_unrecorded_request_is_a_not_found_error_naming_the_closest(recorded)
 def _streamed_thread(db: str):
     """The recorded thread whose run was streamed, and the recorded gaps of its first stream."""
     for session in load_recording(db).sessions:
-        streams = [e for e in session.exchanges if e.streamed]
+        streams = [e for e in session.exchanges if e.exchange.streamed]
         if streams:
             return session.thread_id, streams[0]
     raise AssertionError("the workload records a streamed run")
@@ -111,15 +112,16 @@ def _stream_once(base_url: str, thread_id: str, recorded_body: dict) -> tuple[fl
 
 def test_streams_replay_recorded_events_with_recorded_timing(recorded):
     db, _ = recorded
-    thread_id, exchange = _streamed_thread(db)
+    thread_id, played = _streamed_thread(db)
+    exchange = played.exchange
     span = sum(exchange.event_gaps)
     assert span > 0.2  # the simulator takes ~300 ms per run turn
     with start_serve(db, speed=1) as paced:
-        paced_seconds, paced_events, paced_status = _stream_once(paced.base_url, thread_id, exchange.key.body)
+        paced_seconds, paced_events, paced_status = _stream_once(paced.base_url, thread_id, played.key.body)
     with start_serve(db, speed=0) as fast:
-        fast_seconds, fast_events, fast_status = _stream_once(fast.base_url, thread_id, exchange.key.body)
+        fast_seconds, fast_events, fast_status = _stream_once(fast.base_url, thread_id, played.key.body)
     recorded_events = [
-        line[7:] for line in exchange.response.splitlines() if line.startswith("event: ") and line != "event: done"
+        line[7:] for line in exchange.response_body.splitlines() if line.startswith("event: ") and line != "event: done"
     ]  # the SDK eats `done`
     assert paced_events == fast_events == recorded_events
     assert paced_status == fast_status == "requires_action"
@@ -178,3 +180,20 @@ def test_the_serve_process_answers_and_stops_on_sigterm(recorded):
     output = serve.log_text()
     assert code == 0, output
     assert f"on http://127.0.0.1:{port}/v1" in output and "recorded sessions" in output
+
+
+# --- failed attempts ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def retries(tmp_path_factory):
+    return retry_recording.record(str(tmp_path_factory.mktemp("serve-retries") / "retries.duckdb"))
+
+
+def test_a_client_without_retries_gets_what_the_recorded_app_got(retries):
+    with start_serve(retries.db, speed=0) as server:
+        sdk = retry_recording.client(server.base_url, retries=0)
+        # The SDK retried the 500 while recording: the app never saw it, so neither does this client.
+        assert retry_recording.play_retried(sdk) == (retries.retried, "completed")
+        # The app saw that 500 and made the request again after another write: played as recorded.
+        assert retry_recording.play_seen(sdk) == (retries.seen, 500, "completed")

@@ -2,45 +2,22 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from runtap.serve.ids import IdMap, ids_in_json_text
+from runtap.recordings.ids import IdMap, session_ids
+from runtap.recordings.sessions import group_threads
 from runtap.serve.matching import RequestKey, closeness, differences, explain, normalize_body, normalize_query
-from runtap.serve.recording import build_recording
+from runtap.serve.recording import Recording, build_recording
+from tests.recorded import recorded as row
 
 
 def key(operation="createRun", thread="thread_1", run=None, step=None, query=(), body=None) -> RequestKey:
     return RequestKey(operation, thread, run, step, tuple(query), {} if body is None else body)
 
 
-def row(
-    exchange_id,
-    method,
-    path,
-    *,
-    thread=None,
-    status=200,
-    body="",
-    response="{}",
-    started=0.0,
-    streamed=False,
-    headers=None,
-):
-    """An exchange row in the column order `build_recording` reads."""
-    return (
-        exchange_id,
-        thread,
-        method,
-        f"http://127.0.0.1:9/v1{path}",
-        status,
-        streamed,
-        json.dumps(headers or [["Content-Type", "application/json"]]),
-        body,
-        response,
-        started,
-    )
+def recording(exchanges) -> Recording:
+    """What serve plays from these recorded exchanges (retried attempts left out, grouped by thread)."""
+    return build_recording(group_threads(exchanges))
 
 
 # --- normalizing and explaining --------------------------------------------------------------
@@ -101,21 +78,23 @@ def test_closeness_prefers_same_operation_then_same_ids():
 # --- ids ---------------------------------------------------------------------------------------
 
 
-def test_ids_in_json_text_finds_values_not_keys():
-    text = '{"id": "run_abc12345", "thread_id": "thread_xyz", "assistant_id": "asst_1", "step_details": {}}'
-    assert ids_in_json_text(text) == {"run_abc12345", "thread_xyz"}
+def test_session_ids_are_values_of_session_fields_not_account_ids():
+    value = {"id": "run_abc12345", "thread_id": "thread_xyz", "assistant_id": "asst_1", "step_details": {}}
+    assert session_ids(value) == {"run_abc12345", "thread_xyz"}
+    nested = {"object": "list", "data": [{"id": "7f1c-uuid", "message_id": "m-2", "file_id": "file-1"}]}
+    assert session_ids(nested) == {"7f1c-uuid", "m-2"}  # any id shape; files belong to the account
 
 
 def test_id_map_hands_out_recorded_ids_first_then_fresh_ones():
     issued: set[str] = set()
-    first, second = IdMap(issued), IdMap(issued)
+    first, second = IdMap(issued=issued), IdMap(issued=issued)
     assert first.bind("run_abc12345") == "run_abc12345"
     fresh = second.bind("run_abc12345")
     assert fresh != "run_abc12345" and fresh.startswith("run_") and len(fresh) == len("run_abc12345")
     text = '{"id": "run_abc12345", "thread_id": "thread_9", "run_id": "run_abc12345"}'
-    assert second.to_served_text(text) == text.replace("run_abc12345", fresh)
-    assert second.to_recorded_text(f"/threads/thread_9/runs/{fresh}") == "/threads/thread_9/runs/run_abc12345"
-    assert second.recorded(fresh) == "run_abc12345" and second.served("run_unknown") == "run_unknown"
+    assert second.rewrite(text) == text.replace("run_abc12345", fresh)
+    assert second.restore(f"/threads/thread_9/runs/{fresh}") == "/threads/thread_9/runs/run_abc12345"
+    assert second.recorded(fresh) == "run_abc12345" and second.get("run_unknown") == "run_unknown"
 
 
 # --- the recording ---------------------------------------------------------------------------
@@ -135,12 +114,12 @@ def test_sessions_group_exchanges_by_thread_in_order_and_collect_ids():
             started=2,
         ),
     ]
-    recording = build_recording(rows, {})
-    a, b = recording.sessions
-    assert [e.exchange_id for e in a.exchanges] == ["e1", "e3"] and a.thread_id == "thread_A"
-    assert [e.exchange_id for e in b.exchanges] == ["e2"]
+    played = recording(rows)
+    a, b = played.sessions
+    assert [e.exchange.exchange_id for e in a.exchanges] == ["e1", "e3"] and a.thread_id == "thread_A"
+    assert [e.exchange.exchange_id for e in b.exchanges] == ["e2"]
     assert a.ids == {"thread_A", "run_1"}
-    assert recording.by_thread["thread_B"] is b and recording.exchange_count == 3
+    assert played.by_thread["thread_B"] is b and played.exchange_count == 3
 
 
 def test_retried_failures_are_left_out_but_final_failures_kept():
@@ -150,8 +129,8 @@ def test_retried_failures_are_left_out_but_final_failures_kept():
         row("e2", "POST", "/threads/thread_A/runs", thread="thread_A", body=body, status=200, started=1),
         row("e3", "POST", "/threads/thread_A/runs/run_1/cancel", thread="thread_A", status=500, started=2),
     ]
-    (session,) = build_recording(rows, {}).sessions
-    assert [(e.exchange_id, e.status) for e in session.exchanges] == [("e2", 200), ("e3", 500)]
+    (session,) = recording(rows).sessions
+    assert [(e.exchange.exchange_id, e.exchange.status_code) for e in session.exchanges] == [("e2", 200), ("e3", 500)]
 
 
 def test_stream_gaps_come_from_recorded_event_times():
@@ -165,11 +144,12 @@ def test_stream_gaps_come_from_recorded_event_times():
             started=10.0,
             body='{"stream": true}',
             response="event: a\ndata: {}\n\nevent: b\ndata: {}\n\n",
+            events=(10.25, 10.75),
         )
     ]
-    (session,) = build_recording(rows, {"e1": [10.25, 10.75]}).sessions
-    assert session.first.event_gaps == pytest.approx((0.25, 0.5))
-    assert session.first.streamed
+    (session,) = recording(rows).sessions
+    assert session.first.exchange.event_gaps == pytest.approx((0.25, 0.5))
+    assert session.first.exchange.streamed
 
 
 def test_replayed_headers_drop_connection_headers():
@@ -180,8 +160,8 @@ def test_replayed_headers_drop_connection_headers():
         ["openai-poll-after-ms", "50"],
         ["x-request-id", "req_1"],
     ]
-    (session,) = build_recording(
-        [row("e1", "GET", "/threads/thread_A/runs/run_1", thread="thread_A", headers=headers)], {}
+    (session,) = recording(
+        [row("e1", "GET", "/threads/thread_A/runs/run_1", thread="thread_A", headers=headers)]
     ).sessions
     assert session.first.headers == (
         ("Content-Type", "application/json"),
@@ -192,4 +172,4 @@ def test_replayed_headers_drop_connection_headers():
 
 def test_non_runs_routes_are_not_served():
     rows = [row("e1", "GET", "/assistants/asst_1", thread=None)]
-    assert build_recording(rows, {}).sessions == ()
+    assert recording(rows).sessions == ()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
+from runtap.recordings.sessions import group_threads
 from runtap.serve.recording import build_recording
 from runtap.serve.registry import Miss, Registry, Reply
+from tests.recorded import at, recorded
 
 ASST = '{"assistant_id": "asst_1"}'
 
@@ -16,19 +19,23 @@ def run_json(run_id: str, thread: str, status: str) -> str:
     )
 
 
-def row(exchange_id, method, path, thread, *, body="", response="{}", started=0.0, status=200):
-    return (
+def row(exchange_id, method, path, thread, *, body="", response="{}", started=0.0, status=200, headers=None):
+    return recorded(
         exchange_id,
-        thread,
         method,
-        f"http://127.0.0.1:9/v1{path}",
-        status,
-        False,
-        '[["Content-Type", "application/json"]]',
-        body,
-        response,
-        started,
+        path,
+        thread=thread,
+        body=body,
+        response=response,
+        started=started,
+        status=status,
+        request_headers=headers,
     )
+
+
+def serve(exchanges) -> Registry:
+    """A registry over these recorded exchanges, grouped as `load_recording` groups them."""
+    return Registry(build_recording(group_threads(exchanges)))
 
 
 def session_rows(name: str, statuses: list[str], start: float) -> list[tuple]:
@@ -54,18 +61,18 @@ def session_rows(name: str, statuses: list[str], start: float) -> list[tuple]:
     rows.append(
         row(f"{name}9", "GET", f"{base}/runs/{run}/steps", thread, response=json.dumps({"object": "list", "data": []}))
     )
-    return [r[:-1] + (start + i,) for i, r in enumerate(rows)]
+    return [replace(r, started_at=at(start + i)) for i, r in enumerate(rows)]
 
 
 def registry() -> Registry:
     rows = session_rows("A", ["queued", "in_progress", "completed"], 0) + session_rows("B", ["failed"], 100)
-    return Registry(build_recording(rows, {}))
+    return serve(rows)
 
 
 def call(reg: Registry, method: str, path: str, body: str = "") -> dict:
     answer = reg.answer(method, f"/v1{path}", body)
     assert isinstance(answer, Reply), answer
-    return json.loads(answer.ids.to_served_text(answer.recorded.response))
+    return json.loads(answer.ids.rewrite(answer.recorded.exchange.response_body))
 
 
 def start_thread(reg: Registry, name: str) -> tuple[str, str]:
@@ -118,7 +125,7 @@ def test_playing_a_session_again_hands_out_fresh_ids_consistently():
 
 def test_a_skipped_write_does_not_block_later_ones():
     rows = session_rows("A", ["completed"], 0)
-    reg = Registry(build_recording(rows, {}))
+    reg = serve(rows)
     thread = call(reg, "POST", "/threads", "{}")["id"]
     # No createMessage this time: createRun is still answered.
     assert call(reg, "POST", f"/threads/{thread}/runs", ASST)["status"] == "queued"
@@ -171,5 +178,68 @@ def test_a_recorded_failed_create_is_answered_as_recorded():
             response=json.dumps({"error": {"message": "bad", "type": "invalid_request_error"}}),
         )
     ]
-    answer = Registry(build_recording(rows, {})).answer("POST", "/v1/threads/runs", ASST)
-    assert isinstance(answer, Reply) and answer.recorded.status == 400
+    answer = serve(rows).answer("POST", "/v1/threads/runs", ASST)
+    assert isinstance(answer, Reply) and answer.recorded.exchange.status_code == 400
+
+
+# --- failed attempts: the SDK's retries are left out, failures the app saw are played ---------
+
+ERROR = json.dumps({"error": {"message": "boom", "type": "server_error"}})
+THREAD = "thread_R0000000"
+
+
+def attempt(exchange_id, path, started, *, status=200, body=ASST, response=None, retry=None):
+    """A POST on THREAD, marked with the SDK's attempt counter when `retry` is given."""
+    headers = {"x-stainless-retry-count": str(retry)} if retry is not None else None
+    response = response or (ERROR if status >= 400 else run_json("run_R0000000", THREAD, "queued"))
+    return row(
+        exchange_id,
+        "POST",
+        f"/threads/{THREAD}{path}",
+        THREAD,
+        body=body,
+        response=response,
+        started=started,
+        status=status,
+        headers=headers,
+    )
+
+
+def created_thread() -> list:
+    return [row("r0", "POST", "/threads", THREAD, body="{}", response=json.dumps({"id": THREAD, "object": "thread"}))]
+
+
+def test_an_sdk_retry_is_played_as_its_answer_even_with_a_poll_in_between():
+    reg = serve(
+        created_thread()
+        + [
+            attempt("r1", "/runs", 1, status=500, retry=0),
+            row("r2", "GET", f"/threads/{THREAD}/runs", THREAD, started=1.5, response='{"object": "list", "data": []}'),
+            attempt("r3", "/runs", 2, retry=1),  # the SDK's retry, after its backoff
+        ]
+    )
+    thread = call(reg, "POST", "/threads", "{}")["id"]
+    # A client that does not retry gets what the recorded app got: the run.
+    assert call(reg, "POST", f"/threads/{thread}/runs", ASST)["status"] == "queued"
+
+
+def test_a_failure_the_app_saw_is_played_though_the_request_came_again_after_other_writes():
+    message = json.dumps({"role": "user", "content": "try again"})
+    reg = serve(
+        created_thread()
+        + [
+            attempt("r1", "/runs", 1, status=409, retry=0),
+            attempt("r2", "/runs", 2, status=409, retry=1),
+            attempt("r3", "/runs", 3, status=409, retry=2),  # the SDK gave up: the app saw this one
+            attempt(
+                "r4", "/messages", 30, body=message, response=json.dumps({"id": "msg_R", "object": "thread.message"})
+            ),
+            attempt("r5", "/runs", 31),  # the same request, made again by the app much later
+        ]
+    )
+    thread = call(reg, "POST", "/threads", "{}")["id"]
+    failed = reg.answer("POST", f"/v1/threads/{thread}/runs", ASST)
+    assert isinstance(failed, Reply) and failed.recorded.exchange.exchange_id == "r3"
+    assert failed.recorded.exchange.status_code == 409
+    call(reg, "POST", f"/threads/{thread}/messages", message)
+    assert call(reg, "POST", f"/threads/{thread}/runs", ASST)["status"] == "queued"

@@ -1,8 +1,10 @@
-"""Tool calls as replay compares them: function name plus parsed arguments, paired across runs.
+"""Tool calls of recorded runs and steps: function name plus parsed arguments, paired across runs.
 
-Both the id mapping (which new `call_...` id answers which recorded one) and the tool-call
-matcher pair recorded and replayed calls the same way: first by function name and arguments,
-then by name alone, then by position, so a reordered parallel call does not look like a change.
+Where a run or step lists its tool calls is read by the capture layer's extractors
+(`addon.snapshots.required_action_calls` and `step_calls`), so the store and replay agree on it.
+The id mapping (which new `call_...` id answers which recorded one) and replay's tool-call
+matcher pair two lists of calls the same way: first by function name and arguments, then by
+name alone, then by position, so a reordered parallel call does not look like a change.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from runtap.addon.snapshots import required_action_calls, step_calls
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,20 @@ def from_raw(raw: dict) -> ToolCall:
         name=function.get("name"),
         arguments=parse_arguments(function.get("arguments")),
     )
+
+
+def run_tool_calls(run: dict) -> list[ToolCall]:
+    """The tool calls a run waits on (`required_action.submit_tool_outputs.tool_calls`)."""
+    return _parsed(required_action_calls(run))
+
+
+def step_tool_calls(step: dict) -> list[ToolCall]:
+    """The tool calls of a `tool_calls` step (none for a message-creation step)."""
+    return _parsed(step_calls(step.get("step_details")))
+
+
+def _parsed(calls: Any) -> list[ToolCall]:
+    return [from_raw(call) for call in calls if isinstance(call, dict)] if isinstance(calls, list) else []
 
 
 def _key(call: ToolCall) -> str:
