@@ -13,7 +13,9 @@ from typing import Any
 
 from runtap.addon.exchange import Exchange
 from runtap.addon.redact import redact_headers
-from runtap.addon.routes import Route, match_route, url_path
+from runtap.addon.response_routes import ResponseRoute
+from runtap.addon.response_rows import response_exchange_rows
+from runtap.addon.routes import Route, match_recorded, url_path
 from runtap.addon.snapshots import (
     Observation,
     epoch,
@@ -28,7 +30,15 @@ from runtap.addon.stream_rows import stream_rows
 from runtap.store.schema import column_names
 
 Rows = dict[str, list[dict]]
-TABLES = ("exchanges", "run_snapshots", "step_snapshots", "tool_call_snapshots", "sse_events")
+TABLES = (
+    "exchanges",
+    "run_snapshots",
+    "step_snapshots",
+    "tool_call_snapshots",
+    "sse_events",
+    "response_snapshots",
+    "response_items",
+)
 _EXCHANGE_COLUMNS = column_names("exchanges")
 
 
@@ -71,7 +81,7 @@ def normalize(exchange: Exchange, *, redact_extra: Iterable[str] = ()) -> Rows:
 
 
 def _normalize(exchange: Exchange, redact_extra: tuple[str, ...], rows: Rows, seen: Observation) -> None:
-    route = match_route(exchange.method, exchange.url)
+    route = match_recorded(exchange.method, exchange.url)
     request_headers = _headers_by_name(exchange.request_headers)
     response_headers = _headers_by_name(exchange.response_headers)
     request_text = exchange.request_body.decode("utf-8", "replace")
@@ -92,10 +102,13 @@ def _normalize(exchange: Exchange, redact_extra: tuple[str, ...], rows: Rows, se
     )
     if is_stream:
         row["streamed"] = True
+    if isinstance(route, ResponseRoute):
+        learned = response_exchange_rows(exchange, route, request_json, response_text, is_stream, rows, seen)
+    elif is_stream:
         learned = stream_rows(exchange, response_text, rows, seen)
     else:
         learned = _json_rows(exchange, route, response_text, rows, seen)
-    for key in ("thread_id", "run_id"):
+    for key in ("thread_id", "run_id", "response_id", "conversation_id"):
         if row[key] is None:
             row[key] = learned.get(key)
     row["sse_events"] = len(rows["sse_events"]) if is_stream else None
@@ -113,7 +126,7 @@ def _request_json(text: str) -> dict:
 
 def _exchange_row(
     exchange: Exchange,
-    route: Route | None,
+    route: Route | ResponseRoute | None,
     redact_extra: tuple[str, ...],
     request_headers: dict[str, str],
     response_headers: dict[str, str],
@@ -123,6 +136,8 @@ def _exchange_row(
 ) -> dict:
     start = exchange.request_started_at
     model = request_json.get("model")
+    runs = route if isinstance(route, Route) else None
+    responses = route if isinstance(route, ResponseRoute) else None
     return {
         "exchange_id": exchange.exchange_id,
         "capture_id": exchange.capture_id,
@@ -130,9 +145,11 @@ def _exchange_row(
         "method": exchange.method,
         "url": exchange.url,
         "path": route.path if route else url_path(exchange.url),
-        "thread_id": route.thread_id if route else None,
-        "run_id": route.run_id if route else None,
-        "step_id": route.step_id if route else None,
+        "thread_id": runs.thread_id if runs else None,
+        "run_id": runs.run_id if runs else None,
+        "step_id": runs.step_id if runs else None,
+        "response_id": responses.response_id if responses else None,
+        "conversation_id": responses.conversation_id if responses else None,
         "status_code": exchange.status_code,
         "request_started_at": epoch(start),
         "response_started_at": epoch(exchange.response_started_at),

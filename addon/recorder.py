@@ -1,12 +1,13 @@
-"""The runtap mitmproxy addon: records Assistants runs traffic into a DuckDB store.
+"""The runtap mitmproxy addon: records Assistants runs and Responses traffic into a DuckDB store.
 
 Usable from `runtap proxy` or as `mitmdump -s addon/script.py --set runtap_db=FILE`.
 
 Hooks stay one-liners on mitmproxy's event loop: they copy plain data off the flow and queue
 it. A child process (addon/record_worker.py, fed by addon/record_sink.py) decodes, parses,
 normalizes and batches rows into DuckDB, so none of that competes with the event loop for the
-GIL. Responses on runs routes are streamed through a `StreamTap`, so SSE events reach the
-client as they arrive; every other response is streamed through untouched and unrecorded.
+GIL. Answers on recorded routes (runs, Responses, Conversations) are streamed through a
+`StreamTap`, so SSE events reach the client as they arrive; every other response is streamed
+through untouched and unrecorded.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from mitmproxy.proxy.mode_specs import ProxyMode
 from runtap.addon.flows import captured_from_flow
 from runtap.addon.record_sink import RecordSink
 from runtap.addon.redact import DEFAULT_REDACTED
-from runtap.addon.routes import match_route
+from runtap.addon.routes import match_recorded
 from runtap.addon.stream_tap import StreamTap
 from runtap.errors import RuntapError
 from runtap.store.paths import check_store_path
@@ -37,7 +38,7 @@ _LOG_LEVELS = {"error": "ERROR", "warn": "WARNING", "info": "INFO", "alert": "IN
 
 
 class Recorder:
-    """mitmproxy addon that taps runs routes and records them into a runtap store."""
+    """mitmproxy addon that taps runs and Responses routes and records them into a runtap store."""
 
     def __init__(self) -> None:
         self.sink: RecordSink | None = None
@@ -91,7 +92,7 @@ class Recorder:
 
     # --- hooks: one-liners on the event loop ---------------------------------------------
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        """Stream every response; tap the ones on runs routes."""
+        """Stream every response; tap the ones on recorded routes."""
         self._install_stream(flow)
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -104,7 +105,7 @@ class Recorder:
 
     # --- work ---------------------------------------------------------------------------------
     def _install_stream(self, flow: http.HTTPFlow) -> None:
-        if not _is_runs_route(flow.request.method, flow.request.path):
+        if not _is_recorded_route(flow.request.method, flow.request.path):
             flow.response.stream = True  # pass through untouched, unbuffered, unrecorded
             return
         tap = StreamTap()
@@ -113,7 +114,7 @@ class Recorder:
 
     def _finish(self, flow: http.HTTPFlow) -> None:
         tap = self._taps.pop(flow.id, None)
-        if tap is None and not _is_runs_route(flow.request.method, flow.request.path):
+        if tap is None and not _is_recorded_route(flow.request.method, flow.request.path):
             return
         try:
             captured = captured_from_flow(flow, tap.chunks if tap else None)
@@ -155,9 +156,9 @@ class Recorder:
 
 
 @functools.lru_cache(maxsize=4096)
-def _is_runs_route(method: str, path: str) -> bool:
-    # Cached: clients poll the same run (same path) many times; the full match costs ~7 us.
-    return match_route(method, path) is not None
+def _is_recorded_route(method: str, path: str) -> bool:
+    # Cached: clients poll the same run or response (same path) many times; the full match costs ~7 us.
+    return match_recorded(method, path) is not None
 
 
 def _upstream_from_modes(modes: list[str]) -> str:

@@ -2,11 +2,15 @@
 
 The match works on path segments after the last ``threads`` segment that fits a known shape,
 so any prefix (``/v1``, Azure's ``/openai``, a gateway's own) and any query string pass.
+`match_recorded` also recognises the Responses and Conversations endpoints
+(`addon.response_routes`): together, every route the recorder records.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from runtap.addon.response_routes import ResponseRoute, match_response_route
 
 # Shapes of the path after ``threads``: "{}" is an id. Each maps methods to operationIds.
 _SHAPES: dict[tuple[str, ...], dict[str, str]] = {
@@ -69,7 +73,16 @@ def match_route(method: str, url_or_path: str) -> Route | None:
     a trailing slash is tolerated; thread get/modify/delete, messages other than create,
     assistants, files and everything else give None.
     """
+    return _match_runs(method, url_path(url_or_path))
+
+
+def match_recorded(method: str, url_or_path: str) -> Route | ResponseRoute | None:
+    """Return the route of any request the recorder records (runs or Responses/Conversations), or None."""
     path = url_path(url_or_path)
+    return _match_runs(method, path) or match_response_route(method, path)
+
+
+def _match_runs(method: str, path: str) -> Route | None:
     segments = [segment for segment in path.split("/") if segment]
     verb = method.upper()
     # Rightmost ``threads`` first, so a gateway prefix that contains the word is skipped.

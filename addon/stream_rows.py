@@ -157,6 +157,7 @@ def stream_rows(exchange: Exchange, text: str, rows: dict[str, list[dict]], seen
                 "object_id": object_id if isinstance(object_id, str) else None,
                 "object_type": object_type if isinstance(object_type, str) else None,
                 "data_bytes": len(data) if data.isascii() else len(data.encode("utf-8", "replace")),
+                "sequence_number": None,  # Responses streams number their events; runs streams do not
             }
         )
         if not is_dict:

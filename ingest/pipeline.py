@@ -1,6 +1,6 @@
 """Ingest capture files into a runtap store through exactly the live addon's code path.
 
-For every HTTP flow read from a file: `match_route` (other traffic is counted and skipped), then
+For every HTTP flow read from a file: `match_recorded` (other traffic is counted and skipped), then
 `captured_from_flow` -> `to_exchange` -> `normalize` -> `StoreWriter.put`, as `addon/recorder.py`
 does live. Flow-file flows are routed on their state dict (`FlowState`); the flow object is built
 (`Flow.from_state`, as FlowReader does) only for flows that are stored, by the store process
@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from mitmproxy import http
 
 from runtap.addon.flows import captured_from_flow
-from runtap.addon.routes import match_route
+from runtap.addon.routes import match_recorded
 from runtap.errors import RuntapError
 from runtap.ingest.seen import SeenIds
 from runtap.ingest.sources import FlowSource, FlowState, detect_format
@@ -55,7 +55,7 @@ class FileReport:
     size: int
     flows_read: int = 0  # flows (HAR entries) read from the file
     stored: int = 0  # runs exchanges written to the store
-    skipped: int = 0  # not runs traffic (other routes, non-HTTP flows)
+    skipped: int = 0  # not recorded traffic (other routes, non-HTTP flows)
     duplicates: int = 0  # already in the store (or earlier in this ingest)
     errors: int = 0  # flows or HAR entries that could not be read or converted
     stopped: str | None = None  # where and why reading stopped before the end of the file
@@ -132,10 +132,12 @@ def _ingest_one(
             progress(report)
         if isinstance(item, FlowState):
             # Routed on the state; the store process builds the flow object of stored flows.
-            routed = item.is_http and match_route(item.method, item.path) is not None
+            routed = item.is_http and match_recorded(item.method, item.path) is not None
             flow_id, payload = item.id, item
         else:
-            routed = isinstance(item, http.HTTPFlow) and match_route(item.request.method, item.request.url) is not None
+            routed = (
+                isinstance(item, http.HTTPFlow) and match_recorded(item.request.method, item.request.url) is not None
+            )
             flow_id, payload = item.id, None
         if not routed:
             report.skipped += 1

@@ -62,6 +62,6 @@ def summary_lines(report: IngestReport) -> list[str]:
 
 def _counts(read: int, stored: int, skipped: int, duplicates: int, errors: int) -> str:
     return (
-        f"{read:,} flows read, {stored:,} stored, {skipped:,} skipped (not runs traffic), "
+        f"{read:,} flows read, {stored:,} stored, {skipped:,} skipped (not runs or Responses traffic), "
         f"{duplicates:,} duplicates, {errors:,} errors"
     )

@@ -31,6 +31,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("thread_id", "VARCHAR"),
         ("run_id", "VARCHAR"),
         ("step_id", "VARCHAR"),
+        ("response_id", "VARCHAR"),  # Responses API: the response the exchange is about
+        ("conversation_id", "VARCHAR"),  # Conversations API (or a response's conversation)
         ("status_code", "INTEGER"),
         ("request_started_at", "TIMESTAMPTZ"),
         ("response_started_at", "TIMESTAMPTZ"),  # response headers received
@@ -125,6 +127,57 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("object_id", "VARCHAR"),
         ("object_type", "VARCHAR"),
         ("data_bytes", "INTEGER"),
+        ("sequence_number", "INTEGER"),  # the event's own sequence_number (Responses streams)
+    ],
+    # Every observation of a response (Responses API): JSON bodies (create, retrieve/poll,
+    # cancel) and stream events that carry the response object.
+    "response_snapshots": [
+        ("exchange_id", "VARCHAR"),
+        ("seq", "INTEGER"),  # position within the exchange (SSE event number; 0 for a JSON body)
+        ("request_started_at", "TIMESTAMPTZ"),
+        ("observed_at", "TIMESTAMPTZ"),  # proxy clock
+        ("source", "VARCHAR"),  # response | sse
+        ("event", "VARCHAR"),  # the stream event's type, NULL otherwise
+        ("response_id", "VARCHAR"),
+        ("conversation_id", "VARCHAR"),
+        ("previous_response_id", "VARCHAR"),
+        ("model", "VARCHAR"),
+        ("status", "VARCHAR"),  # the object's own status field
+        ("background", "BOOLEAN"),
+        ("created_at", "TIMESTAMPTZ"),  # the API's own timestamps
+        ("completed_at", "TIMESTAMPTZ"),
+        ("has_usage", "BOOLEAN"),
+        ("input_tokens", "BIGINT"),
+        ("output_tokens", "BIGINT"),
+        ("total_tokens", "BIGINT"),
+        ("cached_tokens", "BIGINT"),  # usage.input_tokens_details.cached_tokens
+        ("reasoning_tokens", "BIGINT"),  # usage.output_tokens_details.reasoning_tokens
+        ("error_code", "VARCHAR"),
+        ("error_message", "VARCHAR"),
+        ("incomplete_reason", "VARCHAR"),
+        ("output_items", "INTEGER"),
+        ("raw", "JSON"),  # the response object
+    ],
+    # Every observation of an item: a response's output (function_call, message, ...), a
+    # request's input (function_call_output answering a call), listed input or conversation items.
+    "response_items": [
+        ("exchange_id", "VARCHAR"),
+        ("seq", "INTEGER"),  # SSE event number; 0 otherwise
+        ("item_index", "INTEGER"),  # output_index, or position in the list / request
+        ("request_started_at", "TIMESTAMPTZ"),
+        ("observed_at", "TIMESTAMPTZ"),
+        ("source", "VARCHAR"),  # response | sse | list | item | request
+        ("event", "VARCHAR"),
+        ("response_id", "VARCHAR"),  # the response it is output of, or input to
+        ("conversation_id", "VARCHAR"),
+        ("item_id", "VARCHAR"),
+        ("type", "VARCHAR"),  # message | function_call | function_call_output | ...
+        ("role", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("call_id", "VARCHAR"),
+        ("name", "VARCHAR"),  # function name
+        ("arguments", "VARCHAR"),  # streamed argument deltas accumulated
+        ("output", "VARCHAR"),  # a function_call_output's output
     ],
 }
 

@@ -280,7 +280,7 @@ def test_a_malformed_har_entry_costs_that_entry_only(tmp_path):
     path.write_text(json.dumps(har))
     result = CliRunner().invoke(cli, ["ingest", str(path), "--db", str(tmp_path / "s.duckdb")])
     assert result.exit_code == 0, result.output
-    assert "5 flows read, 3 stored, 2 skipped (not runs traffic), 0 duplicates, 1 errors" in result.output
+    assert "5 flows read, 3 stored, 2 skipped (not runs or Responses traffic), 0 duplicates, 1 errors" in result.output
     assert "the first: HAR entry 2: KeyError: 'time'" in result.output
 
 
@@ -305,7 +305,7 @@ def test_non_http_flows_are_skipped(tmp_path):
 def test_cli_prints_a_summary(flow_file, tmp_path):
     result = CliRunner().invoke(cli, ["ingest", str(flow_file), "--db", str(tmp_path / "s.duckdb")])
     assert result.exit_code == 0, result.output
-    assert "6 flows read, 4 stored, 2 skipped (not runs traffic), 0 duplicates, 0 errors" in result.output
+    assert "6 flows read, 4 stored, 2 skipped (not runs or Responses traffic), 0 duplicates, 0 errors" in result.output
     assert result.output.splitlines()[-1].startswith("total: ")
 
 
