@@ -76,8 +76,10 @@ def _json_rows(exchange: Exchange, route: ResponseRoute, text: str, rows: Rows, 
             doc.get("output"), notes, seq=0, observed_at=at, source="response", **ids, what="response output"
         )
     elif operation in _ITEM_LISTS:
+        # A response's input items were input to it; a conversation's are just its items.
+        source = "input_items" if operation == "listInputItems" else "list"
         rows["response_items"] += item_rows(
-            _data(doc, notes), notes, seq=0, observed_at=at, source="list", **ids, what="list data"
+            _data(doc, notes), notes, seq=0, observed_at=at, source=source, **ids, what="list data"
         )
     elif operation == "getConversationItem":
         rows["response_items"].append(

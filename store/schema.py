@@ -166,9 +166,9 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("item_index", "INTEGER"),  # output_index, or position in the list / request
         ("request_started_at", "TIMESTAMPTZ"),
         ("observed_at", "TIMESTAMPTZ"),
-        ("source", "VARCHAR"),  # response | sse | list | item | request
+        ("source", "VARCHAR"),  # output: response | sse; input: request | input_items; conversation: list | item
         ("event", "VARCHAR"),
-        ("response_id", "VARCHAR"),  # the response it is output of, or input to
+        ("response_id", "VARCHAR"),  # the response it is output of (response, sse) or input to (request, input_items)
         ("conversation_id", "VARCHAR"),
         ("item_id", "VARCHAR"),
         ("type", "VARCHAR"),  # message | function_call | function_call_output | ...
@@ -206,9 +206,14 @@ def _struct(columns: list[str]) -> str:
     return "{" + ", ".join(f"'{c}': {c}" for c in columns) + "}"
 
 
-def _latest_view(key_column: str, table: str, identity: list[str], latest: list[str], extra: str) -> str:
+_RUN_USAGE = ["prompt_tokens", "completion_tokens", "total_tokens"]
+RESPONSE_USAGE = ["input_tokens", "output_tokens", "total_tokens", "cached_tokens", "reasoning_tokens"]
+
+
+def _latest_view(
+    key_column: str, table: str, identity: list[str], latest: list[str], extra: str, usage: list[str] = _RUN_USAGE
+) -> str:
     """GROUP BY `key_column`: latest snapshot's `latest` columns, identity with fallback, usage."""
-    usage = ["prompt_tokens", "completion_tokens", "total_tokens"]
     outer = list(identity) + [f"l.{c}" for c in latest if c != "exchange_id"] + [f"u.{c}" for c in usage]
     outer.append("l.exchange_id AS last_exchange_id")
     inner = [f"arg_max({c}, k) AS {c}" for c in identity]
@@ -318,6 +323,57 @@ VIEWS: dict[str, str] = {
         GROUP BY tool_call_id
     """,
 }
+
+
+# The Responses API's views, with the runs' definitions: a response's snapshots in SNAPSHOT_ORDER,
+# the latest wins, tokens from the latest snapshot with usage, consecutive distinct statuses.
+VIEWS["responses"] = _latest_view(
+    "response_id",
+    "response_snapshots",
+    identity=["conversation_id", "previous_response_id", "model", "background", "created_at"],
+    latest=["status", "completed_at", "error_code", "error_message", "incomplete_reason", "exchange_id"],
+    extra="first_observed_at, last_observed_at, snapshots",
+    usage=RESPONSE_USAGE,
+)
+VIEWS["response_transitions"] = f"""
+        WITH observed AS (
+            SELECT response_id, status, observed_at, request_started_at, exchange_id, seq,
+                   lag(status) OVER (PARTITION BY response_id ORDER BY {SNAPSHOT_ORDER}) AS prev_status
+            FROM response_snapshots WHERE response_id IS NOT NULL AND status IS NOT NULL
+        )
+        SELECT response_id,
+               row_number() OVER (PARTITION BY response_id ORDER BY {SNAPSHOT_ORDER}) AS seq,
+               prev_status AS from_status, status AS to_status, observed_at
+        FROM observed
+        WHERE prev_status IS NOT NULL AND prev_status <> status
+"""
+# One row per distinct call_id of a `function_call` item seen anywhere. What the call is (its
+# response, name, arguments, status) comes from where a response produced it (its JSON output or
+# stream; argument deltas accumulated), in SNAPSHOT_ORDER, else from wherever it was seen (a
+# conversation's items); `output` and `output_response_id` from the `function_call_output` item
+# that answered it (the latest one sent, and the response it was sent to).
+VIEWS["response_function_calls"] = f"""
+        WITH items AS (
+            SELECT *, ({SNAPSHOT_ORDER}) AS k, source IN ('response', 'sse') AS produced
+            FROM response_items WHERE call_id IS NOT NULL
+        ), calls AS (
+            SELECT call_id,
+                   arg_max(response_id, k) FILTER (WHERE produced) AS response_id,
+                   coalesce(arg_max(name, k) FILTER (WHERE produced), arg_max(name, k)) AS name,
+                   coalesce(arg_max(arguments, k) FILTER (WHERE produced), arg_max(arguments, k)) AS arguments,
+                   coalesce(arg_max(item_id, k) FILTER (WHERE produced), arg_max(item_id, k)) AS item_id,
+                   coalesce(arg_max(status, k) FILTER (WHERE produced), arg_max(status, k)) AS status,
+                   min(observed_at) AS first_observed_at
+            FROM items WHERE type = 'function_call' GROUP BY call_id
+        ), outputs AS (
+            SELECT call_id, arg_max(output, k) AS output,
+                   arg_max(response_id, k) FILTER (WHERE source IN ('request', 'input_items')) AS output_response_id
+            FROM items WHERE type = 'function_call_output' GROUP BY call_id
+        )
+        SELECT c.response_id, c.call_id, c.name, c.arguments, c.item_id, c.status,
+               o.output, o.output_response_id, c.first_observed_at
+        FROM calls c LEFT JOIN outputs o USING (call_id)
+"""
 
 
 def table_ddl(name: str) -> str:

@@ -304,7 +304,7 @@ def test_conversations_and_their_items():
     rows = normalize(_exchange(f"{BASE}/conversations/{CONV}/items/fco_1", conversation, method="DELETE"))
     assert rows["exchanges"][0]["operation"] == "deleteConversationItem" and rows["response_items"] == []
     rows = normalize(_exchange(f"{BASE}/responses/{RESP}/input_items", listed, method="GET"))
-    assert {i["response_id"] for i in rows["response_items"]} == {RESP}
+    assert {(i["response_id"], i["source"]) for i in rows["response_items"]} == {(RESP, "input_items")}
 
 
 def test_a_response_in_a_conversation_names_it():
