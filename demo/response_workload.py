@@ -117,9 +117,12 @@ def _outcome(client: OpenAI, result: ResponsesResult, outcome: str, model: str, 
     result.add(_poll(client, response))
 
 
-def run_responses_workload(base_url: str, api_key: str = "sk-runtap-demo-key", *, rounds: int = 1) -> ResponsesResult:
-    """Drive the Responses workload `rounds` times against `base_url` (an OpenAI-compatible /v1)."""
-    client = OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=30)
+def run_responses_workload(
+    base_url: str, api_key: str = "sk-runtap-demo-key", *, rounds: int = 1, headers: dict[str, str] | None = None
+) -> ResponsesResult:
+    """Drive the Responses workload `rounds` times against `base_url` (an OpenAI-compatible /v1),
+    sending `headers` with every request."""
+    client = OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=30, default_headers=headers)
     result = ResponsesResult()
     for _ in range(rounds):
         _polled_background(client, result)

@@ -10,12 +10,14 @@ import pathlib
 import subprocess
 import threading
 
+import duckdb
 import httpx
 import pytest
 from aiohttp import web
 
 from runtap.cli import cli
 from runtap.demo.harness import RUNTAP, ChildProcess, SimulatorProcess, free_port, start_proxy, wait_for_port
+from runtap.demo.response_workload import run_responses_workload
 from tests.load_clients import drive
 
 API_KEY = "sk-proj-SECRETKEY0123456789abcdef"
@@ -52,6 +54,36 @@ def test_no_secret_in_the_store_files_or_the_proxy_log(recorded):
             assert secret.encode() not in raw, (path, secret)
     assert b"[REDACTED]" in pathlib.Path(db).read_bytes()  # the headers were kept, their values not
     assert "GET" in log or "POST" in log  # verbose: flows are logged
+    for secret in SECRETS:
+        assert secret not in log
+
+
+@pytest.fixture(scope="module")
+def responses_recorded(tmp_path_factory):
+    """The Responses workload (streams, polls, conversations) with secret headers through a verbose proxy."""
+    tmp = tmp_path_factory.mktemp("security-responses")
+    db = str(tmp / "store.duckdb")
+    with SimulatorProcess("--run-ms", "60") as sim:
+        proxy = start_proxy(sim.url, db, log_path=str(tmp / "proxy.log"), extra_args=["--verbose"])
+        result = run_responses_workload(proxy.base_url, api_key=API_KEY, headers=SECRET_HEADERS)
+        code = proxy.stop()
+    yield db, result, code, proxy.log_text()
+
+
+def test_no_secret_in_the_store_or_log_with_the_responses_api(responses_recorded):
+    db, result, code, log = responses_recorded
+    assert code == 0 and result.responses and result.conversations
+    with duckdb.connect(db, read_only=True) as con:
+        recorded = con.execute(
+            "SELECT count(*) FROM exchanges WHERE operation IN ('createResponse', 'createConversation')"
+        ).fetchone()[0]
+        snapshots = con.execute("SELECT count(*) FROM response_snapshots").fetchone()[0]
+    assert recorded and snapshots  # the Responses traffic was recorded, headers included
+    for path in glob.glob(db + "*"):
+        raw = pathlib.Path(path).read_bytes()
+        for secret in SECRETS:
+            assert secret.encode() not in raw, (path, secret)
+    assert b"[REDACTED]" in pathlib.Path(db).read_bytes()
     for secret in SECRETS:
         assert secret not in log
 
