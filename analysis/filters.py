@@ -94,8 +94,42 @@ class Filters:
             params["captures"] = list(self.captures)
         return (" AND ".join(clauses) or "true"), params
 
-    def exchange_where(self, matching_runs: str) -> tuple[str, dict]:
-        """A WHERE clause over `exchanges` and its params; `matching_runs` is a run_id subquery."""
+    @property
+    def response_facts(self) -> tuple[str, ...]:
+        """The per-response facts (analysis.response_facts.RESPONSE_FACTS) that `response_where` reads."""
+        needed = ("created_at", "first_observed_at") if self.since or self.until else ()
+        return needed + (("model",) if self.models else ())
+
+    def check_responses(self) -> None:
+        """RuntapError when a filter only selects runs (assistant, thread) and responses are asked for."""
+        if self.assistants or self.threads:
+            raise RuntapError("--assistant and --thread select runs; they do not apply to --api responses or all")
+
+    def response_where(self) -> tuple[str, dict]:
+        """A WHERE clause over the per-response facts (one row per response), and its params:
+        created (or first seen) in the time range, of the models, observed in the captures."""
+        self.check_responses()
+        clauses, params = [], {}
+        if self.since:
+            clauses.append("coalesce(created_at, first_observed_at) >= $since")
+            params["since"] = self.since
+        if self.until:
+            clauses.append("coalesce(created_at, first_observed_at) < $until")
+            params["until"] = self.until
+        if self.models:
+            clauses.append("list_contains($models, model)")
+            params["models"] = list(self.models)
+        if self.captures:
+            clauses.append(
+                "response_id IN (SELECT s.response_id FROM response_snapshots s JOIN exchanges e USING (exchange_id)"
+                " WHERE list_contains($captures, e.capture_id))"
+            )
+            params["captures"] = list(self.captures)
+        return (" AND ".join(clauses) or "true"), params
+
+    def exchange_where(self, matching_runs: str, key: str = "run_id") -> tuple[str, dict]:
+        """A WHERE clause over `exchanges` and its params; `matching_runs` is a subquery of the
+        `key` column (run_id, or response_id for the Responses API's exchanges)."""
         clauses, params = [], {}
         if self.since:
             clauses.append("request_started_at >= $since")
@@ -110,5 +144,5 @@ class Filters:
             clauses.append("list_contains($captures, capture_id)")
             params["captures"] = list(self.captures)
         if self.selects_runs:
-            clauses.append(f"run_id IN ({matching_runs})")
+            clauses.append(f"{key} IN ({matching_runs})")
         return (" AND ".join(clauses) or "true"), params

@@ -1,4 +1,4 @@
-"""`latency`: how fast each runs-API operation answered, as seen by the proxy."""
+"""`latency`: how fast each runs-API (or Responses-API) operation answered, as seen by the proxy."""
 
 from __future__ import annotations
 
@@ -26,3 +26,18 @@ def latency(operation_latency: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
         "first_delta_p50_ms",
     ).sort(["requests", "operation"], descending=[True, False], nulls_last=True)
     return {"latency": per_operation}
+
+
+def response_latency(response_operation_latency: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
+    """`--api responses`: the same figures per Responses and Conversations operation (the first
+    delta is the first `response.output_text.delta`)."""
+    return latency(response_operation_latency)
+
+
+def all_latency(operation_latency: pl.LazyFrame, response_operation_latency: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
+    """`--api all`: every operation of both APIs, with an `api` column."""
+    parts = [
+        latency(frame)["latency"].select(pl.lit(api).alias("api"), pl.all())
+        for api, frame in (("runs", operation_latency), ("responses", response_operation_latency))
+    ]
+    return {"latency": pl.concat(parts, how="vertical_relaxed")}

@@ -16,8 +16,18 @@ from collections.abc import Callable
 import duckdb
 import polars as pl
 
+from runtap.addon.response_routes import RESPONSE_OPERATIONS
 from runtap.analysis.facts import ORDER_BY, ORDER_KEY, matching_runs, restrict
 from runtap.analysis.filters import Filters
+from runtap.analysis.response_facts import matching_responses
+from runtap.store.schema import TABLES
+
+# Which exchanges belong to which API, by operation (stores of every runtap version have it).
+_RESPONSE_OPS = ", ".join(f"'{op}'" for op in sorted(RESPONSE_OPERATIONS))
+_API_EXCHANGES = {
+    "runs": f"(operation IS NULL OR operation NOT IN ({_RESPONSE_OPS}))",
+    "responses": f"operation IN ({_RESPONSE_OPS})",
+}
 
 
 def _token_sums() -> str:
@@ -135,17 +145,30 @@ def load_duration_stats(con, filters: Filters, *, by_assistant: bool = False) ->
     return _frame(con, sql, params)
 
 
-def _timings(filters: Filters) -> tuple[str, dict]:
-    """CTEs ending in `timings`: one row per exchange in scope: operation, failed (HTTP >= 400 or
-    a transport error), streamed, duration_ms, ttfb_ms (headers), first_byte_ms and, for streams,
-    first_event_ms and first_delta_ms (first `thread.message.delta`), all from the request start.
+def _exchanges_in_scope(filters: Filters, api: str) -> tuple[str, str, dict]:
+    """(CTE, predicate over `exchanges`, params): the exchanges of one API ("runs" or "responses")
+    that `filters` keep."""
+    if api == "runs":
+        cte, params = matching_runs((), filters)
+        where, ex_params = filters.exchange_where("SELECT run_id FROM matching")
+    else:
+        cte, params = matching_responses((), filters)
+        where, ex_params = filters.exchange_where("SELECT response_id FROM matching_responses", key="response_id")
+    return cte, f"{where} AND {_API_EXCHANGES[api]}", params | ex_params
+
+
+def _timings(filters: Filters, api: str) -> tuple[str, dict]:
+    """CTEs ending in `timings`: one row per exchange of `api` in scope: operation, failed (HTTP
+    >= 400 or a transport error), streamed, duration_ms, ttfb_ms (headers), first_byte_ms and, for
+    streams, first_event_ms and first_delta_ms (first `thread.message.delta` or
+    `response.output_text.delta`), all from the request start.
     """
-    cte, params = matching_runs((), filters)
-    where, ex_params = filters.exchange_where("SELECT run_id FROM matching")
+    cte, where, params = _exchanges_in_scope(filters, api)
     sql = f"""{cte},
         firsts AS (
             SELECT exchange_id, min(received_at) AS first_event_at,
-                   min(received_at) FILTER (WHERE event = 'thread.message.delta') AS first_delta_at
+                   min(received_at) FILTER (WHERE event IN ('thread.message.delta', 'response.output_text.delta'))
+                   AS first_delta_at
             FROM sse_events GROUP BY exchange_id
         ), timings AS (
             SELECT e.operation, (e.status_code >= 400 OR e.error IS NOT NULL) AS failed,
@@ -155,14 +178,14 @@ def _timings(filters: Filters) -> tuple[str, dict]:
                    (epoch_us(f.first_delta_at) - epoch_us(e.request_started_at)) / 1000.0 AS first_delta_ms
             FROM (SELECT * FROM exchanges WHERE {where}) e LEFT JOIN firsts f USING (exchange_id)
         )"""
-    return sql, params | ex_params
+    return sql, params
 
 
-def load_operation_latency(con, filters: Filters) -> pl.LazyFrame:
-    """Per operation: requests (every exchange), failed, duration_ms [p50, p90, p99], max_ms,
-    headers_p50_ms, first_byte_p50_ms, streams, first_event_p50_ms, first_delta_p50_ms.
+def load_operation_latency(con, filters: Filters, api: str = "runs") -> pl.LazyFrame:
+    """Per operation of `api`: requests (every exchange), failed, duration_ms [p50, p90, p99],
+    max_ms, headers_p50_ms, first_byte_p50_ms, streams, first_event_p50_ms, first_delta_p50_ms.
     """
-    ctes, params = _timings(filters)
+    ctes, params = _timings(filters, api)
     sql = f"""WITH {ctes}
         SELECT operation, count(*) AS requests, count(*) FILTER (WHERE failed) AS failed,
                quantile_cont(duration_ms, [0.5, 0.9, 0.99]) AS duration_ms, max(duration_ms) AS max_ms,
@@ -173,23 +196,26 @@ def load_operation_latency(con, filters: Filters) -> pl.LazyFrame:
     return _frame(con, sql, params)
 
 
-def load_exchange_timings(con, filters: Filters) -> pl.LazyFrame:
-    """One row per exchange in scope (see `_timings`): what the HTML latency chart draws."""
-    ctes, params = _timings(filters)
+def load_exchange_timings(con, filters: Filters, api: str = "runs") -> pl.LazyFrame:
+    """One row per exchange of `api` in scope (see `_timings`): what the HTML latency chart draws."""
+    ctes, params = _timings(filters, api)
     return _frame(con, f"WITH {ctes} SELECT * FROM timings", params)
 
 
-def load_overview(con, filters: Filters) -> pl.LazyFrame:
-    """One row: exchanges, threads, http_errors, first_seen_at, last_seen_at (over exchanges)."""
-    cte, params = matching_runs((), filters)
-    where, ex_params = filters.exchange_where("SELECT run_id FROM matching")
+def load_overview(con, filters: Filters, api: str = "runs") -> pl.LazyFrame:
+    """One row over the exchanges of `api`: exchanges, threads (runs) or conversations
+    (responses), http_errors, first_seen_at, last_seen_at."""
+    cte, where, params = _exchanges_in_scope(filters, api)
+    sessions = (
+        "count(DISTINCT thread_id) AS threads" if api == "runs" else "count(DISTINCT conversation_id) AS conversations"
+    )
     sql = f"""WITH {cte}
-        SELECT count(*) AS exchanges, count(DISTINCT thread_id) AS threads,
+        SELECT count(*) AS exchanges, {sessions},
                count(*) FILTER (WHERE status_code >= 400 OR error IS NOT NULL) AS http_errors,
                min(request_started_at) AS first_seen_at,
                max(coalesce(response_ended_at, request_started_at)) AS last_seen_at
         FROM exchanges WHERE {where}"""
-    return _frame(con, sql, params | ex_params)
+    return _frame(con, sql, params)
 
 
 def load_step_cube(con, filters: Filters) -> pl.LazyFrame:
@@ -250,6 +276,25 @@ def is_empty(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
-    """Session settings every load relies on: UTC days and timestamps, no progress bar on stderr."""
+    """Session settings every load relies on: UTC days and timestamps, no progress bar on stderr;
+    and the tables and columns a store written by an older runtap lacks, as typed NULLs."""
     con.sql("SET TimeZone = 'UTC'")
     con.sql("SET enable_progress_bar = false")
+    _stand_in_for_missing(con)
+
+
+def _stand_in_for_missing(con: duckdb.DuckDBPyConnection) -> None:
+    """Temporary views (read-only connections allow them) in place of missing tables and columns:
+    an older store has no Responses tables, so `--api responses` reads them as empty."""
+    found: dict[str, set[str]] = {}
+    for table, column in con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall():
+        found.setdefault(table, set()).add(column)
+    database = None
+    for table, columns in TABLES.items():
+        have = found.get(table)
+        missing = [f"NULL::{ctype} AS {column}" for column, ctype in columns if have is None or column not in have]
+        if have is None:
+            con.execute(f"CREATE TEMP VIEW {table} AS SELECT {', '.join(missing)} WHERE false")
+        elif missing:
+            database = database or con.execute("SELECT current_database()").fetchone()[0]
+            con.execute(f'CREATE TEMP VIEW {table} AS SELECT *, {", ".join(missing)} FROM "{database}".main.{table}')

@@ -11,6 +11,8 @@ from runtap.analysis import durations, latency, steps, summary, tokens, transiti
 from runtap.analysis.costs import price_table
 from runtap.analysis.filters import Filters
 from runtap.analysis.loader import LOADERS, is_empty, prepare
+from runtap.analysis.response_loader import RESPONSE_LOADERS
+from runtap.errors import RuntapError
 from runtap.store.multi import open_sources
 
 Sections = dict[str, pl.DataFrame]
@@ -54,12 +56,73 @@ REPORTS: dict[str, ReportSpec] = {
 }
 
 
+# `--api`: the reports that also cover the Responses API, and their variants ("runs" is REPORTS).
+APIS = ("runs", "responses", "all")
+API_REPORTS: dict[tuple[str, str], ReportSpec] = {
+    (spec.name, api): spec
+    for api, specs in (
+        (
+            "responses",
+            (
+                ReportSpec(
+                    "summary",
+                    ("response_outcomes", "response_overview", "prices"),
+                    summary.response_summary,
+                    summary.response_notes,
+                ),
+                ReportSpec("latency", ("response_operation_latency",), latency.response_latency),
+                ReportSpec(
+                    "transitions", ("response_transition_counts", "response_endings"), transitions.response_transitions
+                ),
+                ReportSpec(
+                    "tokens", ("response_usage_by_model", "prices"), tokens.response_tokens, tokens.response_notes
+                ),
+            ),
+        ),
+        (
+            "all",
+            (
+                ReportSpec(
+                    "summary",
+                    ("outcomes", "overview", "response_outcomes", "response_overview", "prices"),
+                    summary.all_summary,
+                    summary.all_notes,
+                ),
+                ReportSpec("latency", ("operation_latency", "response_operation_latency"), latency.all_latency),
+                ReportSpec(
+                    "transitions",
+                    ("transition_counts", "endings", "response_transition_counts", "response_endings"),
+                    transitions.all_transitions,
+                ),
+                ReportSpec(
+                    "tokens",
+                    ("usage_by_model", "response_usage_by_model", "prices"),
+                    tokens.all_tokens,
+                    tokens.all_notes,
+                ),
+            ),
+        ),
+    )
+    for spec in specs
+}
+_LOADERS = LOADERS | RESPONSE_LOADERS
+
+
+def report_spec(name: str, api: str = "runs") -> ReportSpec:
+    """The spec of report `name` for `api` (runs, responses or all); RuntapError when it has none."""
+    if api == "runs":
+        return REPORTS[name]
+    if (name, api) not in API_REPORTS:
+        raise RuntapError(f"report {name} covers runs only; --api {api} is not available for it")
+    return API_REPORTS[(name, api)]
+
+
 def load_inputs(con, names: tuple[str, ...], filters: Filters, **options) -> dict[str, pl.LazyFrame]:
     """Load each named input once; `options` are the report's (only durations' loader takes one).
 
     "prices" are looked up for the models found in the other inputs (frames of a few rows).
     """
-    frames = {name: LOADERS[name](con, filters, **options) for name in names if name != "prices"}
+    frames = {name: _LOADERS[name](con, filters, **options) for name in names if name != "prices"}
     if "prices" in names:
         with_model = [frame.select("model") for frame in frames.values() if "model" in frame.collect_schema()]
         frames["prices"] = price_table(pl.concat(with_model).unique().collect()["model"].to_list())
@@ -73,13 +136,17 @@ def build_report(spec: ReportSpec, frames: dict[str, pl.LazyFrame], **options) -
     return ReportResult(spec.name, sections, spec.notes(sections))
 
 
-def run_report(db: str | Sequence[str], name: str, filters: Filters = Filters(), **options) -> ReportResult:
-    """Open the store read-only, load what report `name` needs, and compute it.
+def run_report(
+    db: str | Sequence[str], name: str, filters: Filters = Filters(), *, api: str = "runs", **options
+) -> ReportResult:
+    """Open the store read-only, load what report `name` needs for `api`, and compute it.
 
     The store is closed before the polars work starts, so a recording proxy waits only for the
     DuckDB queries.
     """
-    spec = REPORTS[name]
+    spec = report_spec(name, api)
+    if api != "runs":
+        filters.check_responses()
     with open_sources(db) as con:
         prepare(con)
         if is_empty(con):

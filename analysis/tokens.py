@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from runtap.analysis.costs import cost_usd
+from runtap.analysis.costs import cached_cost_usd, cost_usd
 from runtap.analysis.exprs import ratio
 
 TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -45,3 +45,82 @@ def notes(sections: dict[str, pl.DataFrame]) -> list[str]:
     if without:
         out.append(f"{without} run(s) reported no usage (v1 API or unfinished): not in token sums or cost")
     return out
+
+
+RESPONSE_TOKEN_COLUMNS = ("input_tokens", "output_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
+
+
+def response_tokens(response_usage_by_model: pl.LazyFrame, prices: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
+    """`--api responses`. Per model: responses, responses_with_usage, input/output/total tokens
+    (cached and reasoning tokens, which input and output include), average per response with
+    usage, cost_usd (cached input tokens at genai-prices' cached price; NULL for an unknown model).
+    """
+    per_model = (
+        response_usage_by_model.join(prices, on="model", how="left", nulls_equal=True)
+        .with_columns(
+            cost_usd=cached_cost_usd(pl.col("input_tokens"), pl.col("cached_tokens"), pl.col("output_tokens"))
+        )
+        .select(
+            "model",
+            "responses",
+            "responses_with_usage",
+            *RESPONSE_TOKEN_COLUMNS,
+            avg_total_tokens_per_response=ratio(pl.col("total_tokens"), pl.col("responses_with_usage")),
+            cost_usd="cost_usd",
+            avg_cost_usd_per_response=ratio(pl.col("cost_usd"), pl.col("responses_with_usage")),
+        )
+        .sort(["total_tokens", "model"], descending=[True, False], nulls_last=True)
+    )
+    return {"tokens": per_model}
+
+
+def all_tokens(
+    usage_by_model: pl.LazyFrame, response_usage_by_model: pl.LazyFrame, prices: pl.LazyFrame
+) -> dict[str, pl.LazyFrame]:
+    """`--api all`: runs and responses side by side, one row per api and model (a model's rows
+    next to each other). `count` is runs or responses, `with_usage` those that reported usage;
+    a run's prompt and completion tokens are its input and output tokens."""
+    runs = tokens(usage_by_model, prices)["tokens"].select(
+        api=pl.lit("runs"),
+        model="model",
+        count="runs",
+        with_usage="runs_with_usage",
+        input_tokens="prompt_tokens",
+        output_tokens="completion_tokens",
+        total_tokens="total_tokens",
+        cached_tokens=pl.lit(None, pl.Int64),
+        reasoning_tokens=pl.lit(None, pl.Int64),
+        cost_usd="cost_usd",
+    )
+    responses = response_tokens(response_usage_by_model, prices)["tokens"].select(
+        pl.lit("responses").alias("api"),
+        "model",
+        pl.col("responses").alias("count"),
+        pl.col("responses_with_usage").alias("with_usage"),
+        *RESPONSE_TOKEN_COLUMNS,
+        "cost_usd",
+    )
+    both = pl.concat([runs, responses], how="vertical_relaxed").sort(["model", "api"], nulls_last=True)
+    return {"tokens": both}
+
+
+def _notes(frame: pl.DataFrame, count: str, with_usage: str, unit: str) -> list[str]:
+    out = []
+    unpriced = frame.filter(pl.col("cost_usd").is_null() & pl.col("total_tokens").is_not_null())
+    if unpriced.height:
+        names = ", ".join(sorted({str(m) for m in unpriced["model"].to_list()}))
+        out.append(f"no price known to genai-prices for: {names} (cost_usd is null)")
+    without = int(frame[count].sum() - frame[with_usage].sum())
+    if without:
+        out.append(f"{without} {unit} reported no usage (cancelled or unfinished): not in token sums or cost")
+    return out
+
+
+def response_notes(sections: dict[str, pl.DataFrame]) -> list[str]:
+    """Say which models have no price and how many responses carried no usage."""
+    return _notes(sections["tokens"], "responses", "responses_with_usage", "response(s)")
+
+
+def all_notes(sections: dict[str, pl.DataFrame]) -> list[str]:
+    """Say which models have no price and how many runs or responses carried no usage."""
+    return _notes(sections["tokens"], "count", "with_usage", "run(s) or response(s)")
