@@ -211,24 +211,7 @@ def demo(db, seed):
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format."
 )
 @click.pass_context
-def replay(
-    ctx,
-    target,
-    dbs,
-    threads,
-    capture,
-    since,
-    concurrency,
-    speed,
-    timeout,
-    headers,
-    map_ids,
-    token_tolerance,
-    max_slowdown,
-    ignore,
-    junit,
-    fmt,
-):
+def replay(ctx, **params):
     """Replay recorded sessions against a server and report regressions.
 
     Each recorded thread is one session: threads are recreated, new ids are learned and
@@ -236,44 +219,16 @@ def replay(
     Exit code 0 when every session passes, 1 on a regression, 2 when replay could not run.
     Results are also stored in the first --db store file.
     """
-    from rich.console import Console
-
-    from runtap.analysis.filters import parse_instant
-    from runtap.replay import options as o
-    from runtap.replay.render import render_json, render_table, write_junit
+    from runtap.replay.options import ReplayOptions
+    from runtap.replay.render import render_report
     from runtap.replay.results import save_report
     from runtap.replay.runner import run_replay
 
-    o.check_numbers(
-        concurrency=concurrency,
-        speed=speed,
-        timeout=timeout,
-        token_tolerance=token_tolerance,
-        max_slowdown=max_slowdown,
-    )
-    opts = o.ReplayOptions(
-        target=o.parse_target(target),
-        dbs=tuple(dbs),
-        threads=tuple(threads),
-        capture=capture,
-        since=parse_instant(since, option="--since") if since else None,
-        concurrency=concurrency,
-        speed=speed,
-        timeout=timeout,
-        headers=o.parse_headers(headers),
-        id_map=o.parse_id_map(map_ids),
-        token_tolerance=token_tolerance,
-        max_slowdown=max_slowdown,
-        ignore=tuple(ignore),
-    )
+    junit, fmt = params.pop("junit"), params.pop("fmt")
+    opts = ReplayOptions.from_command_line(**params)
     report = run_replay(opts)
     save_report(opts.results_db, report)
-    if junit:
-        write_junit(report, junit)
-    if fmt == "json":
-        click.echo(render_json(report))
-    else:
-        render_table(report, Console())
+    render_report(report, fmt, junit)
     ctx.exit(0 if report.failed == 0 else 1)
 
 
@@ -367,21 +322,7 @@ Responses cannot expire: an expired outcome fails them."""
     type=click.Path(dir_okay=False),
     help="Write what was served (JSON) to FILE on shutdown.",
 )
-def simulate(
-    listen,
-    seed,
-    latency_ms,
-    run_ms,
-    event_gap_ms,
-    poll_after_ms,
-    expire_ms,
-    default_model,
-    strict_assistants,
-    assistants_file,
-    outcome_weights,
-    faults,
-    ground_truth_path,
-):
+def simulate(listen, **options):
     """Serve a deterministic OpenAI-compatible runs + Responses API until Ctrl-C.
 
     Assistants threads, messages and runs; responses (stream, background, previous_response_id,
@@ -389,25 +330,11 @@ def simulate(
     official SDK at it with OPENAI_BASE_URL=http://HOST:PORT/v1 (any bearer key). Ground truth
     (runs, responses, conversations, faults) is also served at GET /__sim/ground_truth.
     """
-    from runtap.simulator.config import SimConfig, load_assistants, parse_weights
-    from runtap.simulator.demo_assistants import with_demo_assistants
+    from runtap.simulator.config import SimConfig
     from runtap.simulator.server import serve
 
-    config = SimConfig(
-        seed=seed,
-        latency_ms=latency_ms,
-        run_ms=run_ms,
-        event_gap_ms=event_gap_ms,
-        poll_after_ms=poll_after_ms,
-        expire_ms=expire_ms,
-        default_model=default_model,
-        strict_assistants=strict_assistants,
-        assistants=with_demo_assistants(load_assistants(assistants_file) if assistants_file else []),
-        outcome_weights=parse_weights(outcome_weights),
-        faults=list(faults),
-        ground_truth_path=ground_truth_path,
-    )
     host, port = listen
+    config = SimConfig.from_command_line(**options)
     serve(config, host, port, on_ready=lambda url: click.echo(f"runtap simulator listening on {url}", err=True))
 
 

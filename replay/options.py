@@ -34,6 +34,36 @@ class ReplayOptions:
     max_slowdown: float | None = None  # off by default
     ignore: tuple[str, ...] = ()  # difference paths (glob) to ignore
 
+    @classmethod
+    def from_command_line(
+        cls,
+        *,
+        target: str,
+        capture: str | None,
+        since: str | None,
+        headers: tuple[str, ...],
+        map_ids: tuple[str, ...],
+        dbs: tuple[str, ...],
+        threads: tuple[str, ...],
+        ignore: tuple[str, ...],
+        **numbers,
+    ) -> ReplayOptions:
+        """Validate and parse `runtap replay`'s options as given on the command line; RuntapError if bad."""
+        from runtap.analysis.filters import parse_instant
+
+        check_numbers(**numbers)
+        return cls(
+            target=parse_target(target),
+            dbs=tuple(dbs),
+            threads=tuple(threads),
+            capture=capture,
+            since=parse_instant(since, option="--since") if since else None,
+            headers=parse_headers(headers),
+            id_map=parse_id_map(map_ids),
+            ignore=tuple(ignore),
+            **numbers,
+        )
+
     @property
     def results_db(self) -> str | None:
         """Where replay results are stored: the first store file given (None for an export dir)."""
@@ -87,7 +117,12 @@ def parse_headers(
 
 
 def check_numbers(
-    *, concurrency: int, speed: float, timeout: float, token_tolerance: float, max_slowdown: float | None
+    *,
+    concurrency: int,
+    speed: float,
+    timeout: float,
+    token_tolerance: float,
+    max_slowdown: float | None,
 ) -> None:
     """Reject numeric options that cannot mean anything."""
     if concurrency < 1:

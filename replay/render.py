@@ -145,3 +145,13 @@ def write_junit(report: ReplayReport, path: str) -> None:
             if warnings:
                 ET.SubElement(case, "system-out").text = "\n".join(f"warning {d.path}: {d.message}" for d in warnings)
     ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def render_report(report: ReplayReport, fmt: str, junit: str | None = None) -> None:
+    """Print a replay report as a table or JSON on stdout; also write JUnit XML to `junit` if given."""
+    if junit:
+        write_junit(report, junit)
+    if fmt == "json":
+        print(render_json(report))
+    else:
+        render_table(report, Console())

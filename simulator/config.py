@@ -37,6 +37,19 @@ class SimConfig:
     outcome_weights: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     ground_truth_path: str | None = None
 
+    @classmethod
+    def from_command_line(
+        cls, *, assistants_file: str | None, outcome_weights: str, faults: tuple[str, ...], **options
+    ) -> SimConfig:
+        """`runtap simulate`'s options as given: the assistants file loaded (the demo's always
+        added), outcome weights parsed, every other option by its field name."""
+        from runtap.simulator.demo_assistants import with_demo_assistants
+
+        assistants = with_demo_assistants(load_assistants(assistants_file) if assistants_file else [])
+        return cls(
+            assistants=assistants, outcome_weights=parse_weights(outcome_weights), faults=list(faults), **options
+        )
+
     def __post_init__(self) -> None:
         for name in ("latency_ms", "run_ms", "event_gap_ms", "poll_after_ms", "expire_ms"):
             if int(getattr(self, name)) < 0:

@@ -22,12 +22,14 @@ from runtap.demo.harness import SimulatorProcess, start_proxy
 from tests.load_clients import Tally, child_pids, drive, store_request_ids
 
 KEY = {"Authorization": "Bearer sk-store-faults"}
+# Holds the store's lock until told to let go (a line on stdin): tests release it at a point in
+# the work, never after a guessed time.
 HOLD_LOCK = """
-import sys, time
+import sys
 from runtap.store.reader import connect_with_retry
 con = connect_with_retry(sys.argv[1], read_only=True)
 print("holding", flush=True)
-time.sleep(float(sys.argv[2]))
+sys.stdin.readline()
 con.close()
 """
 
@@ -39,10 +41,25 @@ def sim():
         yield s
 
 
-def _hold_lock(db: str, seconds: float) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, db, str(seconds)], stdout=subprocess.PIPE, text=True)
+def _hold_lock(db: str) -> subprocess.Popen:
+    """A reader process holding the store's lock; `_release` lets go."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, db], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "holding"
     return proc
+
+
+def _release(holder: subprocess.Popen) -> None:
+    holder.communicate("release\n", timeout=30)
+
+
+def _wait_for_log(proxy, text: str, timeout: float = 60) -> None:
+    """Wait until the proxy has logged `text` (the writer's warnings come after its own waits)."""
+    deadline = time.monotonic() + timeout
+    while text not in proxy.log_text():
+        assert time.monotonic() < deadline, f"{text!r} not logged within {timeout}s:\n{proxy.log_text()[-2000:]}"
+        time.sleep(0.1)
 
 
 def _wait_for_store(db: str, timeout: float = 20) -> None:
@@ -73,16 +90,16 @@ def test_reader_holding_the_file_loses_nothing(sim, tmp_path):
     proxy = start_proxy(sim.url, db, log_path=str(tmp_path / "proxy.log"))
     _create_runs(proxy.base_url, 1)
     time.sleep(1)  # the first batch makes the file
-    holder = _hold_lock(db, 7.5)  # the writer warns after waiting 5 s
-    tally = asyncio.run(drive(proxy.base_url, 20, 3))
-    holder.wait(30)
+    holder = _hold_lock(db)
+    tally = asyncio.run(drive(proxy.base_url, 20, 3))  # the proxy serves while rows wait
+    _wait_for_log(proxy, "locked by another process")  # the writer warns after waiting 5 s
+    _release(holder)
     code = proxy.stop()
     log = proxy.log_text()
     assert code == 0 and not tally.errors, (tally.errors, log)
     stored = store_request_ids(db)
     assert not tally.request_ids - stored and max(stored.values()) == 1
     assert len(tally.runs) == 20 * 3 and sum(tally.request_ids.values()) >= 3 * 20 * 3
-    assert "locked by another process" in log  # the operator is told why rows wait
 
 
 def test_queue_limit_drops_with_one_warning_and_keeps_serving(sim, tmp_path):
@@ -98,9 +115,9 @@ def test_queue_limit_drops_with_one_warning_and_keeps_serving(sim, tmp_path):
     )
     assert _create_runs(proxy.base_url, 3) == [200] * 3
     time.sleep(1)
-    holder = _hold_lock(db, 4)
+    holder = _hold_lock(db)
     statuses = _create_runs(proxy.base_url, 60)  # ~3 rows each: far past 40
-    holder.wait(30)
+    _release(holder)
     statuses += _create_runs(proxy.base_url, 3)  # room again after the lock
     code = proxy.stop()
     log = proxy.log_text()
