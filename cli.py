@@ -408,9 +408,27 @@ def report():
     """
 
 
-_report_command("summary", "Time range, exchanges, threads, runs by status and model, tokens, cost, error rates.")
+def _api_option():
+    from runtap.analysis.filters import APIS
+
+    return click.option(
+        "--api",
+        type=click.Choice(APIS),
+        default=APIS[0],
+        show_default=True,
+        help="The Assistants runs API, the Responses API, or both side by side (an `api` column).",
+    )
+
+
 _report_command(
-    "latency", "HTTP latency per operation: p50/p90/p99/max ms, time to headers/first byte, stream first event/delta."
+    "summary",
+    "Time range, exchanges, threads, runs by status and model, tokens, cost, error rates.",
+    [_api_option()],
+)
+_report_command(
+    "latency",
+    "HTTP latency per operation: p50/p90/p99/max ms, time to headers/first byte, stream first event/delta.",
+    [_api_option()],
 )
 _report_command(
     "durations",
@@ -418,10 +436,15 @@ _report_command(
     [click.option("--by-assistant", is_flag=True, help="Group by model and assistant.")],
 )
 _report_command(
-    "transitions", "Status transitions (from -> to), how runs ended, failure/incomplete reasons, runs still open."
+    "transitions",
+    "Status transitions (from -> to), how runs ended, failure/incomplete reasons, runs still open.",
+    [_api_option()],
 )
 _report_command(
-    "tokens", "Per model: runs, prompt/completion/total tokens, average per run, cost in USD (genai-prices)."
+    "tokens",
+    "Per model: runs, prompt/completion/total tokens, average per run, cost in USD (genai-prices); "
+    "--api responses: responses, input/output/total (cached, reasoning) tokens, cost with cached input prices.",
+    [_api_option()],
 )
 _report_command("steps", "Run steps per type and tool: count, failures, tool calls, tokens, durations.")
 

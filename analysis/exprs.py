@@ -21,3 +21,8 @@ def quantile_columns(column: str, prefix: str, percents: tuple[int, ...]) -> lis
     """
     stem = f"{prefix}_" if prefix else ""
     return [pl.col(column).list.get(i).alias(f"{stem}p{p}_ms") for i, p in enumerate(percents)]
+
+
+def api_order() -> pl.Expr:
+    """Sort key of an `api` column: runs, then responses, then all (both)."""
+    return pl.col("api").replace_strict({"runs": 0, "responses": 1, "all": 2}, default=3, return_dtype=pl.Int8)

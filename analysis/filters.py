@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 from runtap.errors import RuntapError
 
+# What a report can cover (`--api`): the Assistants runs API, the Responses API, or both.
+APIS = ("runs", "responses", "all")
+
 
 def parse_instant(value: str, *, end_of_day: bool = False, option: str | None = None) -> dt.datetime:
     """Parse an ISO date or datetime into an aware UTC datetime; naive values are UTC.

@@ -57,7 +57,6 @@ REPORTS: dict[str, ReportSpec] = {
 
 
 # `--api`: the reports that also cover the Responses API, and their variants ("runs" is REPORTS).
-APIS = ("runs", "responses", "all")
 API_REPORTS: dict[tuple[str, str], ReportSpec] = {
     (spec.name, api): spec
     for api, specs in (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from runtap.analysis.costs import cached_cost_usd, cost_usd
-from runtap.analysis.exprs import nullable_sum, ratio
+from runtap.analysis.exprs import api_order, nullable_sum, ratio
 from runtap.analysis.facts import TERMINAL
 from runtap.analysis.response_facts import RESPONSE_TERMINAL
 
@@ -184,11 +184,10 @@ def all_summary(
         ],
         how="diagonal_relaxed",
     )
-    order = pl.col("api").replace_strict({"runs": 0, "responses": 1, "all": 2}, return_dtype=pl.Int8)
     overview_rows = (
         seen.join(totals, on="api", how="left")
         .with_columns(_rate(TERMINAL))
-        .sort(order)
+        .sort(api_order())
         .select(
             "api",
             "first_seen_at",
@@ -208,7 +207,7 @@ def all_summary(
         both.group_by("api", "model")
         .agg(*_counts("count", TERMINAL))
         .with_columns(_rate(TERMINAL))
-        .sort(["model", "api"], nulls_last=True)
+        .sort([pl.col("model"), api_order()], nulls_last=True)
     )
     return {"overview": overview_rows, "models": models}
 

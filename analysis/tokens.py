@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from runtap.analysis.costs import cached_cost_usd, cost_usd
-from runtap.analysis.exprs import ratio
+from runtap.analysis.exprs import api_order, ratio
 
 TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
@@ -100,7 +100,7 @@ def all_tokens(
         *RESPONSE_TOKEN_COLUMNS,
         "cost_usd",
     )
-    both = pl.concat([runs, responses], how="vertical_relaxed").sort(["model", "api"], nulls_last=True)
+    both = pl.concat([runs, responses], how="vertical_relaxed").sort([pl.col("model"), api_order()], nulls_last=True)
     return {"tokens": both}
 
 

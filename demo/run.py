@@ -1,4 +1,5 @@
-"""`runtap demo`: simulator + real proxy process + official SDK workload, then what was recorded."""
+"""`runtap demo`: simulator + real proxy process + official SDK workload (the Assistants runs API
+and the Responses API), then what was recorded."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ from dataclasses import dataclass, replace
 
 from runtap.analysis import Filters, ReportResult, run_report
 from runtap.demo.harness import start_proxy
+from runtap.demo.response_workload import ResponsesResult, run_responses_workload
 from runtap.demo.workload import ASSISTANTS, WorkloadResult, run_workload
 from runtap.errors import RuntapError
 from runtap.simulator.config import SimConfig
 from runtap.simulator.server import start_simulator
 from runtap.store.reader import open_store
 
-# What the demo shows afterwards: how runs ended per model, and what they cost.
+# What the demo shows afterwards: how runs and responses ended per model, and what they cost.
 REPORTS = (("summary", "models"), ("tokens", "tokens"))
+API = "all"
 
 
 @dataclass
@@ -22,6 +25,7 @@ class DemoResult:
     """What the demo did and recorded: the client's view, timings, and this run's reports."""
 
     workload: WorkloadResult
+    responses: ResponsesResult
     seconds: float
     capture_id: str
     exchanges: int
@@ -38,6 +42,7 @@ def run_demo(db: str, *, seed: int = 0, progress=lambda message: None) -> DemoRe
         try:
             progress(f"driving the openai SDK through {proxy.base_url}")
             workload = run_workload(proxy.base_url)
+            responses = run_responses_workload(proxy.base_url)
         finally:
             progress("stopping the proxy (SIGTERM: flushes the store)")
             code = proxy.stop()
@@ -52,6 +57,6 @@ def run_demo(db: str, *, seed: int = 0, progress=lambda message: None) -> DemoRe
     filters = Filters(captures=(capture,))
     reports = []
     for name, section in REPORTS:
-        result = run_report(db, name, filters)
+        result = run_report(db, name, filters, api=API)
         reports.append(replace(result, sections={section: result.sections[section]}))
-    return DemoResult(workload, time.monotonic() - started, capture, exchanges, reports)
+    return DemoResult(workload, responses, time.monotonic() - started, capture, exchanges, reports)
