@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt
 import polars as pl
+from matplotlib.ticker import MaxNLocator
 
 plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "figure.dpi": 96})
 
@@ -87,7 +88,27 @@ def tokens_over_time(daily_usage: pl.DataFrame, prices: pl.DataFrame) -> str | N
     return _svg(fig)
 
 
-def transition_diagram(transition_counts: pl.DataFrame) -> str | None:
+def apis_per_model(by_api: pl.DataFrame) -> str | None:
+    """Runs and responses per model side by side: total tokens and cost (grouped bars)."""
+    if by_api.is_empty():
+        return None
+    models = [str(m) for m in by_api["model"]]
+    rows = range(len(models))
+    fig, axes = plt.subplots(1, 2, figsize=(8, 0.8 + 0.5 * len(models)), sharey=True)
+    for ax, (figure, label) in zip(axes, (("total_tokens", "total tokens"), ("cost_usd", "cost (USD)")), strict=True):
+        for offset, (api, color) in ((-0.2, ("run", "#4a6fa5")), (0.2, ("response", "#d08c2e"))):
+            values = [v or 0 for v in by_api[f"{api}_{figure}"].to_list()]
+            ax.barh([r + offset for r in rows], values, height=0.4, color=color, label=f"{api}s")
+        ax.set_xlabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(4))  # cost labels are long: few of them
+    axes[0].set_yticks(list(rows), models)
+    axes[0].invert_yaxis()
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Runs and responses per model (models without a price have no cost)")
+    return _svg(fig)
+
+
+def transition_diagram(transition_counts: pl.DataFrame, title: str = "Run status transitions (observed)") -> str | None:
     """Statuses as boxes, transitions as arrows labelled with their count (width grows with it)."""
     if transition_counts.is_empty():
         return None
@@ -126,5 +147,5 @@ def transition_diagram(transition_counts: pl.DataFrame) -> str | None:
     ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
     ax.set_ylim(min(ys) - 0.4, max(ys) + 0.4)
     ax.axis("off")
-    ax.set_title("Run status transitions (observed)")
+    ax.set_title(title)
     return _svg(fig)

@@ -11,12 +11,20 @@ import polars as pl
 from runtap.analysis import charts
 from runtap.analysis.filters import Filters
 from runtap.analysis.formats import NULL_MARK, cell
-from runtap.analysis.loader import is_empty, prepare
-from runtap.analysis.registry import REPORTS, build_report, load_inputs
+from runtap.analysis.loader import has_responses, is_empty, prepare
+from runtap.analysis.registry import API_REPORTS, REPORTS, ReportSpec, build_report, load_inputs
+from runtap.analysis.tokens import per_model_by_api
 from runtap.store.multi import open_sources
 
-# What the charts draw, besides the reports' own inputs.
+# What the charts draw, besides the reports' own inputs; with Responses traffic, also these.
 CHART_INPUTS = ("exchange_timings", "daily_usage", "transition_counts")
+RESPONSE_INPUTS = (
+    "response_exchange_timings",
+    "response_transition_counts",
+    "usage_by_model",
+    "response_usage_by_model",
+    "prices",
+)
 
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -41,22 +49,45 @@ def _table(frame: pl.DataFrame) -> str:
     return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
-def render_html(frames: dict[str, pl.LazyFrame], filters: Filters, source: str) -> str:
-    """The whole page: charts first, then every report's sections and notes."""
+def report_specs(with_responses: bool) -> dict[str, ReportSpec]:
+    """The reports the page shows: with Responses traffic, both APIs side by side where a report
+    covers both (`--api all`); otherwise the runs reports."""
+    return {name: API_REPORTS.get((name, "all"), spec) if with_responses else spec for name, spec in REPORTS.items()}
+
+
+def render_html(
+    frames: dict[str, pl.LazyFrame], filters: Filters, source: str, specs: dict[str, ReportSpec] = REPORTS
+) -> str:
+    """The whole page: charts first (with Responses traffic: runs and responses per model, next to
+    each other), then every report's sections and notes."""
     collected = {name: frame.collect() for name, frame in frames.items()}
+    with_responses = "response_exchange_timings" in collected
+    timings = collected["exchange_timings"]
+    by_api = None
+    if with_responses:
+        timings = pl.concat([timings, collected["response_exchange_timings"]], how="vertical_relaxed")
+        by_api = per_model_by_api(frames["usage_by_model"], frames["response_usage_by_model"], frames["prices"])
+        by_api = by_api["by_api"].collect()
     figures = [
-        charts.latency_boxplot(collected["exchange_timings"]),
+        charts.latency_boxplot(timings),
         charts.tokens_over_time(collected["daily_usage"], collected["prices"]),
         charts.transition_diagram(collected["transition_counts"]),
     ]
+    if with_responses:
+        responses = collected["response_transition_counts"]
+        figures.append(charts.transition_diagram(responses, "Response status transitions (observed)"))
     body = [
         f"<h1>runtap report</h1><p>Store: {html.escape(source)} &middot; generated "
         f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} &middot; filters: "
         f"{html.escape(_describe(filters))}</p>",
-        "<h2>Charts</h2>",
     ]
+    if by_api is not None:
+        comparison = charts.apis_per_model(by_api)
+        body += ["<h2>runs and responses per model</h2>", f"<figure>{comparison}</figure>" if comparison else ""]
+        body.append(_table(by_api))
+    body.append("<h2>Charts</h2>")
     body += [f"<figure>{svg}</figure>" for svg in figures if svg]
-    for name, spec in REPORTS.items():
+    for name, spec in specs.items():
         result = build_report(spec, frames)
         body.append(f"<h2>{html.escape(name)}</h2>")
         for section, frame in result.sections.items():
@@ -77,13 +108,17 @@ def _describe(filters: Filters) -> str:
 
 def write_html(db: str | Sequence[str], out: str, filters: Filters = Filters()) -> bool:
     """Write the HTML report for `db` to `out`; False (nothing written) when the store is empty."""
-    names = tuple(dict.fromkeys([*(n for spec in REPORTS.values() for n in spec.inputs), *CHART_INPUTS]))
     with open_sources(db) as con:
         prepare(con)
         if is_empty(con):
             return False
+        # --assistant and --thread select runs: then the page is about runs only.
+        with_responses = not (filters.assistants or filters.threads) and has_responses(con)
+        specs = report_specs(with_responses)
+        extra = RESPONSE_INPUTS if with_responses else ()
+        names = tuple(dict.fromkeys([*(n for spec in specs.values() for n in spec.inputs), *CHART_INPUTS, *extra]))
         frames = load_inputs(con, names, filters)
-    page = render_html(frames, filters, db if isinstance(db, str) else ", ".join(db))
+    page = render_html(frames, filters, db if isinstance(db, str) else ", ".join(db), specs)
     with open(out, "w", encoding="utf-8") as handle:
         handle.write(page)
     return True

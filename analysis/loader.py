@@ -275,6 +275,11 @@ def is_empty(con: duckdb.DuckDBPyConnection) -> bool:
     return row[0] == 0
 
 
+def has_responses(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the store recorded any Responses or Conversations exchange (call after `prepare`)."""
+    return con.sql(f"SELECT EXISTS (SELECT 1 FROM exchanges WHERE {_API_EXCHANGES['responses']})").fetchall()[0][0]
+
+
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
     """Session settings every load relies on: UTC days and timestamps, no progress bar on stderr;
     and the tables and columns a store written by an older runtap lacks, as typed NULLs."""

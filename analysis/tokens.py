@@ -124,3 +124,26 @@ def response_notes(sections: dict[str, pl.DataFrame]) -> list[str]:
 def all_notes(sections: dict[str, pl.DataFrame]) -> list[str]:
     """Say which models have no price and how many runs or responses carried no usage."""
     return _notes(sections["tokens"], "count", "with_usage", "run(s) or response(s)")
+
+
+def per_model_by_api(
+    usage_by_model: pl.LazyFrame, response_usage_by_model: pl.LazyFrame, prices: pl.LazyFrame
+) -> dict[str, pl.LazyFrame]:
+    """Runs and responses per model next to each other (the HTML report's comparison): model,
+    runs, responses, run_/response_ total tokens and cost_usd (NULL where a model has none)."""
+    runs = tokens(usage_by_model, prices)["tokens"].select(
+        "model", "runs", run_total_tokens="total_tokens", run_cost_usd="cost_usd"
+    )
+    responses = response_tokens(response_usage_by_model, prices)["tokens"].select(
+        "model", "responses", response_total_tokens="total_tokens", response_cost_usd="cost_usd"
+    )
+    joined = runs.join(responses, on="model", how="full", coalesce=True, nulls_equal=True).select(
+        "model",
+        pl.col("runs").fill_null(0),
+        pl.col("responses").fill_null(0),
+        "run_total_tokens",
+        "response_total_tokens",
+        "run_cost_usd",
+        "response_cost_usd",
+    )
+    return {"by_api": joined.sort("model", nulls_last=True)}

@@ -8,8 +8,9 @@ Layout of an export directory (stable; `EXPORT_FORMAT` changes if it ever does):
     DIR/<relation>/day=__HIVE_DEFAULT_PARTITION__/...   rows whose day column is NULL
 
 One directory per table (`captures`, `exchanges`, `run_snapshots`, `step_snapshots`,
-`tool_call_snapshots`, `sse_events`) and per derived view (`runs`, `run_steps`,
-`run_transitions`, `tool_calls`), with the columns and types of `store.schema` (JSON columns are
+`tool_call_snapshots`, `sse_events`, `response_snapshots`, `response_items`) and per derived view
+(`runs`, `run_steps`, `run_transitions`, `tool_calls`, `responses`, `response_transitions`,
+`response_function_calls`), with the columns and types of `store.schema` (JSON columns are
 written as UTF-8 strings holding JSON text, which every engine reads as text) plus nothing else:
 `day` is the Hive partition key, a DATE in UTC of the relation's `DAY_COLUMNS` column. Other
 tables found in the store (replay results) are exported the same way, by their first timestamp
@@ -56,6 +57,11 @@ DAY_COLUMNS = {
     "run_steps": "first_observed_at",
     "run_transitions": "observed_at",
     "tool_calls": "first_observed_at",
+    "response_snapshots": "observed_at",
+    "response_items": "observed_at",
+    "responses": "first_observed_at",
+    "response_transitions": "observed_at",
+    "response_function_calls": "first_observed_at",
 }
 _SKIPPED = {"runtap_meta"}  # its content is in the manifest
 
@@ -161,7 +167,8 @@ def _write_docs(staging: str, manifest: dict) -> None:
         "`<relation>/day=YYYY-MM-DD/data_0.parquet`. Read with DuckDB "
         "`read_parquet('<relation>/**/*.parquet', hive_partitioning=true)`, polars "
         "`pl.scan_parquet(..., hive_partitioning=True)` or Spark `spark.read.parquet('<relation>')`.",
-        "Views (`runs`, `run_steps`, `run_transitions`, `tool_calls`) are derived from the tables at export "
+        "Views (`runs`, `run_steps`, `run_transitions`, `tool_calls`, `responses`, `response_transitions`, "
+        "`response_function_calls`) are derived from the tables at export "
         "time; over several exports, recompute them from the tables.",
         "",
     ]

@@ -140,10 +140,15 @@ def test_export_writes_every_relation_partitioned_by_day(stores, tmp_path):
         "step_snapshots",
         "tool_call_snapshots",
         "sse_events",
+        "response_snapshots",
+        "response_items",
         "runs",
         "run_steps",
         "run_transitions",
         "tool_calls",
+        "responses",
+        "response_transitions",
+        "response_function_calls",
     }
     assert (result.rows["exchanges"], result.rows["runs"], result.rows["run_steps"], result.rows["tool_calls"]) == (
         21,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import shutil
 
 import duckdb
@@ -228,3 +229,29 @@ def test_run_only_filters_are_refused_for_responses(stores, option):
 def test_reports_without_responses_have_no_api_option(stores):
     result = CliRunner().invoke(cli, ["report", "durations", "--db", stores["both"], "--api", "responses"])
     assert result.exit_code == 2 and "No such option" in result.output
+
+
+def test_html_shows_runs_and_responses_per_model_next_to_each_other(stores, tmp_path):
+    out = tmp_path / "both.html"
+    assert invoke("html", "--db", stores["both"], "--out", str(out)).exit_code == 0
+    page = out.read_text()
+    assert "<h2>runs and responses per model</h2>" in page and "Runs and responses per model" in page
+    header = re.search(r"<h2>runs and responses per model</h2>.*?<thead><tr>(.*?)</tr>", page, re.S).group(1)
+    assert re.findall(r"<th>(.*?)</th>", header) == [
+        "model",
+        "runs",
+        "responses",
+        "run_total_tokens",
+        "response_total_tokens",
+        "run_cost_usd",
+        "response_cost_usd",
+    ]
+    assert page.count("<svg") == 5  # comparison, latency, tokens per day, run and response transitions
+    assert "Response status transitions" in page and "createResponse" in page and "max_output_tokens" in page
+    assert "<script" not in page and not re.search(r'(src|href)="(https?:)?//', page)
+    runs_only = tmp_path / "runs.html"
+    assert invoke("html", "--db", stores["runs"], "--out", str(runs_only)).exit_code == 0
+    assert runs_only.read_text().count("<svg") == 3 and "createResponse" not in runs_only.read_text()
+    threads = tmp_path / "thread.html"  # --thread selects runs: the page is about runs only
+    assert invoke("html", "--db", stores["both"], "--thread", "th_1", "--out", str(threads)).exit_code == 0
+    assert "runs and responses per model" not in threads.read_text()
