@@ -1,4 +1,4 @@
-"""Graceful stop for `runtap proxy`: finish the exchanges in flight before flushing and exiting.
+"""Graceful stop: finish the exchanges in flight before flushing and exiting.
 
 Without it, SIGTERM under load lost a few exchanges whose response had fully reached the client
 but whose `response` hook had not run yet (mitmproxy sends the body before the hook; 6 of 509 in
@@ -6,12 +6,16 @@ tests/test_faults_store.py). On the first signal the proxy stops listening, answ
 already started with `Connection: close` (so keep-alive clients do not send more), and waits for
 the exchanges in flight, at most `grace` seconds; then mitmproxy shuts down and the recorder
 flushes. A second signal stops at once.
+
+The recorder addon installs the signal handlers in its `running` hook (`Drain.install`), after
+mitmproxy's own, so `runtap proxy` and `mitmdump -s addon/script.py` stop the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 
 from mitmproxy import ctx, http
@@ -22,7 +26,7 @@ log = logging.getLogger("runtap.addon")
 class Drain:
     """Tracks exchanges in flight and drains them on `begin`.
 
-    Its hook-named methods are called from runtap proxy's one addon (addon/proxy.py) rather than
+    Its hook-named methods are called from the recorder's hooks (addon/recorder.py) rather than
     registered as a second addon: mitmproxy's per-event dispatch costs CPU per addon.
     """
 
@@ -31,6 +35,17 @@ class Drain:
         self.in_flight: set[str] = set()
         self.draining = False
         self._task: asyncio.Task | None = None
+
+    def install(self, master) -> None:
+        """Make SIGTERM drain before `master.shutdown`, and SIGINT too unless the master asks
+        before exiting (mitmproxy's console). Replaces mitmproxy's handlers, which shut down at once."""
+        loop = asyncio.get_running_loop()
+        signals = [signal.SIGTERM] + ([] if hasattr(master, "prompt_for_exit") else [signal.SIGINT])
+        for sig in signals:
+            try:
+                loop.add_signal_handler(sig, self.begin, master.shutdown)
+            except (NotImplementedError, RuntimeError, ValueError):  # no loop signals (Windows): mitmproxy's stay
+                return
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         """An exchange starts."""

@@ -2,8 +2,9 @@
 
 The live addon copies what it needs off the flow on the event loop (`captured_from_flow`, cheap:
 references to immutable bytes and a few floats) and does the expensive part, header and content
-decoding and SSE parsing (`to_exchange`), in the recorder process. Ingest of flow files calls the same two
-functions, so a flow recorded live and the same flow read from a file give the same rows.
+decoding and SSE parsing (`to_exchange`), in the worker process (addon/worker.py). Ingest of
+flow files calls the same two functions there, so a flow recorded live and the same flow read
+from a file give the same rows.
 """
 
 from __future__ import annotations

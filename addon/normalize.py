@@ -17,7 +17,7 @@ from runtap.addon.response_routes import ResponseRoute
 from runtap.addon.response_rows import response_exchange_rows
 from runtap.addon.routes import Route, match_recorded, url_path
 from runtap.addon.snapshots import (
-    Observation,
+    ExchangeNotes,
     epoch,
     loads,
     required_action_calls,
@@ -64,23 +64,23 @@ def normalize(exchange: Exchange, *, redact_extra: Iterable[str] = ()) -> Rows:
     the exchange row's ``error`` (after any transport error).
     """
     rows: Rows = {name: [] for name in TABLES}
-    seen = Observation(exchange.exchange_id, epoch(exchange.request_started_at))
+    notes = ExchangeNotes(exchange.exchange_id, epoch(exchange.request_started_at))
     try:
-        _normalize(exchange, tuple(redact_extra), rows, seen)
+        _normalize(exchange, tuple(redact_extra), rows, notes)
     except Exception as exc:  # a bug must cost one exchange's detail, never the proxy
-        seen.note(f"normalization failed: {type(exc).__name__}: {exc}")
+        notes.note(f"normalization failed: {type(exc).__name__}: {exc}")
     if not rows["exchanges"]:
         row = dict.fromkeys(_EXCHANGE_COLUMNS)
         row.update(
             exchange_id=exchange.exchange_id, capture_id=exchange.capture_id, method=exchange.method, url=exchange.url
         )
         rows["exchanges"].append(row)
-    errors = ([exchange.error] if exchange.error else []) + seen.problems
+    errors = ([exchange.error] if exchange.error else []) + notes.problems
     rows["exchanges"][0]["error"] = "; ".join(errors) if errors else None
     return rows
 
 
-def _normalize(exchange: Exchange, redact_extra: tuple[str, ...], rows: Rows, seen: Observation) -> None:
+def _normalize(exchange: Exchange, redact_extra: tuple[str, ...], rows: Rows, notes: ExchangeNotes) -> None:
     route = match_recorded(exchange.method, exchange.url)
     request_headers = _headers_by_name(exchange.request_headers)
     response_headers = _headers_by_name(exchange.response_headers)
@@ -103,11 +103,11 @@ def _normalize(exchange: Exchange, redact_extra: tuple[str, ...], rows: Rows, se
     if is_stream:
         row["streamed"] = True
     if isinstance(route, ResponseRoute):
-        learned = response_exchange_rows(exchange, route, request_json, response_text, is_stream, rows, seen)
+        learned = response_exchange_rows(exchange, route, request_json, response_text, is_stream, rows, notes)
     elif is_stream:
-        learned = stream_rows(exchange, response_text, rows, seen)
+        learned = stream_rows(exchange, response_text, rows, notes)
     else:
-        learned = _json_rows(exchange, route, response_text, rows, seen)
+        learned = _json_rows(exchange, route, response_text, rows, notes)
     for key in ("thread_id", "run_id", "response_id", "conversation_id"):
         if row[key] is None:
             row[key] = learned.get(key)
@@ -171,15 +171,15 @@ def _exchange_row(
     }
 
 
-def _json_rows(exchange: Exchange, route: Route, text: str, rows: Rows, seen: Observation) -> dict:
+def _json_rows(exchange: Exchange, route: Route, text: str, rows: Rows, notes: ExchangeNotes) -> dict:
     """Rows from a JSON response body; returns the ids it teaches about the exchange."""
     if not text.strip():
-        seen.note("empty response body")
+        notes.note("empty response body")
         return {}
     try:
         doc = loads(text)
     except (ValueError, RecursionError) as exc:
-        seen.note(f"response body is not JSON: {str(exc).splitlines()[0][:80]}")
+        notes.note(f"response body is not JSON: {str(exc).splitlines()[0][:80]}")
         return {}
     observed_at = epoch(exchange.response_ended_at or exchange.response_started_at)
     operation = route.operation
@@ -191,7 +191,7 @@ def _json_rows(exchange: Exchange, route: Route, text: str, rows: Rows, seen: Ob
     if operation in ("listRuns", "listRunSteps"):
         data = doc.get("data") if isinstance(doc, dict) else None
         if not isinstance(data, list):
-            seen.note("list response has no data array")
+            notes.note("list response has no data array")
             return {}
         source, items = "list", [(i, item, "") for i, item in enumerate(data)]
     else:
@@ -199,15 +199,15 @@ def _json_rows(exchange: Exchange, route: Route, text: str, rows: Rows, seen: Ob
     want = "thread.run.step" if operation in ("listRunSteps", "getRunStep") else "thread.run"
     for seq, obj, raw in items:
         if not isinstance(obj, dict) or obj.get("object", want) != want:
-            seen.note(f"{source} item {seq} is not a {want} object")
+            notes.note(f"{source} item {seq} is not a {want} object")
             continue
         raw = raw or json.dumps(obj)
         if want == "thread.run":
-            run = run_row(obj, raw, seen, seq=seq, observed_at=observed_at, source=source, event=None)
+            run = run_row(obj, raw, notes, seq=seq, observed_at=observed_at, source=source, event=None)
             rows["run_snapshots"].append(run)
             rows["tool_call_snapshots"] += tool_call_rows(
                 required_action_calls(obj),
-                seen,
+                notes,
                 seq=seq,
                 observed_at=observed_at,
                 source="required_action",
@@ -216,11 +216,11 @@ def _json_rows(exchange: Exchange, route: Route, text: str, rows: Rows, seen: Ob
             )
         else:
             details = obj.get("step_details")
-            step = step_row(obj, raw, details, seen, seq=seq, observed_at=observed_at, source=source, event=None)
+            step = step_row(obj, raw, details, notes, seq=seq, observed_at=observed_at, source=source, event=None)
             rows["step_snapshots"].append(step)
             rows["tool_call_snapshots"] += tool_call_rows(
                 step_calls(details),
-                seen,
+                notes,
                 seq=seq,
                 observed_at=observed_at,
                 source="step",

@@ -10,11 +10,10 @@ import sys
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from mitmproxy import exceptions, http, options
+from mitmproxy import exceptions, options
 from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.tools.dump import DumpMaster
 
-from runtap.addon.drain import Drain
 from runtap.addon.recorder import Recorder
 from runtap.errors import RuntapError
 
@@ -48,41 +47,24 @@ def check_listen_address(host: str, port: int) -> None:
 
 
 class _ProxyAddon(Recorder):
-    """The recorder, graceful-stop tracking and the ready line as one addon.
+    """The recorder plus the ready line, as one addon.
 
     mitmproxy dispatches every event (8 per exchange, with the `update`s) to every addon in its
-    chain, whether or not it has a hook for it; three addons instead of one cost ~0.3M
+    chain, whether or not it has a hook for it; a second addon for one line would cost ~0.15M
     instructions per request (benchmarks/README.md).
     """
 
-    def __init__(self, drain: Drain, line: str) -> None:
+    def __init__(self, line: str) -> None:
         super().__init__()
-        self.drain = drain
         self.line = line
 
     def running(self) -> None:
-        """Start recording, then print one line so users (and scripts) know where to point."""
+        """Start recording, then print one line so users (and scripts) know where to point.
+
+        No line when the store could not be opened: the error is logged and mitmproxy exits."""
         super().running()
-        print(self.line, file=sys.stderr, flush=True)
-
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
-        """An exchange starts."""
-        self.drain.requestheaders(flow)
-
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
-        """Stream (tap) the response; while draining, close the connection after it."""
-        super().responseheaders(flow)
-        self.drain.responseheaders(flow)
-
-    def response(self, flow: http.HTTPFlow) -> None:
-        """Record the exchange, then count it out of the ones in flight."""
-        super().response(flow)
-        self.drain.response(flow)
-
-    def error(self, flow: http.HTTPFlow) -> None:
-        """Record what was seen of a broken exchange; it is no longer in flight."""
-        super().error(flow)
-        self.drain.error(flow)
+        if self.worker is not None:
+            print(self.line, file=sys.stderr, flush=True)
 
 
 # DumpMaster addons that nothing in `runtap proxy` can reach: reading flows from a file or stdin
@@ -102,9 +84,8 @@ async def _run(spec: str, host: str, port: int, db: str, redact: Sequence[str], 
     opts = options.Options(listen_host=host, listen_port=port, mode=[spec])
     master = DumpMaster(opts, with_termlog=True, with_dumper=verbose)
     _drop_unused_addons(master)
-    drain = Drain()
     line = f"runtap proxy: listening on http://{host}:{port} ({spec}), recording to {db}"
-    master.addons.add(_ProxyAddon(drain, line))
+    master.addons.add(_ProxyAddon(line))
     try:
         opts.update(
             runtap_db=db,
@@ -114,9 +95,10 @@ async def _run(spec: str, host: str, port: int, db: str, redact: Sequence[str], 
         )
     except exceptions.OptionsError as exc:
         raise RuntapError(str(exc)) from None
+    # As mitmdump does until its addons run: the recorder's `running` hook makes these drain first.
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, drain.begin, master.shutdown)
+        loop.add_signal_handler(sig, master.shutdown)
     await master.run()
 
 

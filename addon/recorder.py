@@ -1,13 +1,14 @@
 """The runtap mitmproxy addon: records Assistants runs and Responses traffic into a DuckDB store.
 
-Usable from `runtap proxy` or as `mitmdump -s addon/script.py --set runtap_db=FILE`.
+Usable from `runtap proxy` or as `mitmdump -s addon/script.py --set runtap_db=FILE`; both stop
+the same way: on SIGTERM (or SIGINT) the addon drains the exchanges in flight
+(addon/drain.py), then mitmproxy shuts down and the worker flushes.
 
 Hooks stay one-liners on mitmproxy's event loop: they copy plain data off the flow and queue
-it. A child process (addon/record_worker.py, fed by addon/record_sink.py) decodes, parses,
-normalizes and batches rows into DuckDB, so none of that competes with the event loop for the
-GIL. Answers on recorded routes (runs, Responses, Conversations) are streamed through a
-`StreamTap`, so SSE events reach the client as they arrive; every other response is streamed
-through untouched and unrecorded.
+it. The worker process (addon/worker.py) decodes, parses, normalizes and batches rows into
+DuckDB, so none of that competes with the event loop for the GIL. Answers on recorded routes
+(runs, Responses, Conversations) are streamed through a `StreamTap`, so SSE events reach the
+client as they arrive; every other response is streamed through untouched and unrecorded.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from datetime import UTC, datetime
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.mode_specs import ProxyMode
 
+from runtap.addon.drain import Drain
 from runtap.addon.flows import captured_from_flow
-from runtap.addon.record_sink import RecordSink
 from runtap.addon.redact import DEFAULT_REDACTED
 from runtap.addon.routes import match_recorded
 from runtap.addon.stream_tap import StreamTap
+from runtap.addon.worker import Worker
 from runtap.errors import RuntapError
 from runtap.store.paths import check_store_path
 from runtap.store.version import tool_version
@@ -33,7 +35,7 @@ from runtap.store.writer import DEFAULT_MAX_QUEUED_ROWS
 
 log = logging.getLogger("runtap.addon")
 
-# mitmproxy's termlog verbosity -> the recorder process's logging level
+# mitmproxy's termlog verbosity -> the worker process's logging level
 _LOG_LEVELS = {"error": "ERROR", "warn": "WARNING", "info": "INFO", "alert": "INFO", "debug": "DEBUG"}
 
 
@@ -41,7 +43,8 @@ class Recorder:
     """mitmproxy addon that taps runs and Responses routes and records them into a runtap store."""
 
     def __init__(self) -> None:
-        self.sink: RecordSink | None = None
+        self.worker: Worker | None = None
+        self.drain = Drain()
         self.capture_id = str(uuid.uuid4())
         self._taps: dict[str, StreamTap] = {}
         self._redact_extra: tuple[str, ...] = ()
@@ -55,9 +58,6 @@ class Recorder:
             Sequence[str],
             [],
             f"Extra header names to redact (always redacted: {', '.join(DEFAULT_REDACTED)}).",
-        )
-        loader.add_option(
-            "runtap_upstream", str, "", "Upstream written to the capture record (default: from the mode)."
         )
         loader.add_option(
             "runtap_max_queued_rows",
@@ -78,30 +78,38 @@ class Recorder:
                 raise exceptions.OptionsError(str(exc)) from None
         if "runtap_max_queued_rows" in updated and ctx.options.runtap_max_queued_rows < 1:
             raise exceptions.OptionsError("runtap_max_queued_rows must be at least 1")
-        if self.sink is not None and {"runtap_db", "runtap_redact"} & set(updated):
-            self._close_sink()  # changed at run time: a new recorder process takes over
-            self._open_sink()
+        if self.worker is not None and {"runtap_db", "runtap_redact"} & set(updated):
+            self._close_worker()  # changed at run time: a new worker process takes over
+            self._open_worker()
 
     def running(self) -> None:
-        """Start the recorder process, which opens the store and writes this run's `captures` row."""
-        self._open_sink()
+        """Make SIGTERM/SIGINT drain first; start the worker, which opens the store."""
+        self.drain.install(ctx.master)
+        self._open_worker()
 
     def done(self) -> None:
-        """Flush everything queued before mitmproxy exits (SIGINT/SIGTERM included)."""
-        self._close_sink()
+        """Flush everything queued before mitmproxy exits (after the drain, on a signal)."""
+        self._close_worker()
 
     # --- hooks: one-liners on the event loop ---------------------------------------------
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """An exchange starts: it is in flight until its response or error."""
+        self.drain.requestheaders(flow)
+
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        """Stream every response; tap the ones on recorded routes."""
+        """Stream every response, tap the ones on recorded routes; while draining, close after it."""
         self._install_stream(flow)
+        self.drain.responseheaders(flow)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        """A complete exchange: queue it for normalization."""
+        """A complete exchange: queue it for normalization, then count it out of the ones in flight."""
         self._finish(flow)
+        self.drain.response(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
         """A broken exchange (client gone, upstream closed mid-stream): record what was seen."""
         self._finish(flow)
+        self.drain.error(flow)
 
     # --- work ---------------------------------------------------------------------------------
     def _install_stream(self, flow: http.HTTPFlow) -> None:
@@ -121,38 +129,39 @@ class Recorder:
         except Exception as exc:  # never raise into mitmproxy
             log.error("runtap: could not read flow %s: %s", flow.id, exc)
             return
-        if self.sink is not None:
-            self.sink.put(captured)
+        if self.worker is not None:
+            self.worker.put(captured)
 
-    def _open_sink(self) -> None:
-        modes = list(ctx.options.mode)
-        capture = {
-            "capture_id": self.capture_id,
-            "started_at": datetime.now(UTC).isoformat(),
-            "upstream": ctx.options.runtap_upstream or _upstream_from_modes(modes),
-            "mode": ",".join(modes),
-            "tool_version": tool_version(),
-            "source": "proxy",
-        }
+    def _open_worker(self) -> None:
         level = _LOG_LEVELS.get(getattr(ctx.options, "termlog_verbosity", "info"), "INFO")
-        sink = RecordSink(
+        worker = Worker(
             ctx.options.runtap_db,
-            capture,
             redact=self._redact_extra,
             max_queued_rows=ctx.options.runtap_max_queued_rows,
             log_level=level,
         )
         try:
-            sink.start()
+            worker.start()
         except RuntapError as exc:  # keep proxying: traffic matters more than the recording
             log.error("runtap: not recording: %s", exc)
             return
-        self.sink = sink
+        modes = list(ctx.options.mode)
+        worker.write_capture(
+            {
+                "capture_id": self.capture_id,
+                "started_at": datetime.now(UTC),
+                "upstream": _upstream_from_modes(modes),
+                "mode": ",".join(modes),
+                "tool_version": tool_version(),
+                "source": "proxy",
+            }
+        )
+        self.worker = worker
 
-    def _close_sink(self) -> None:
-        if self.sink is not None:
-            self.sink.close()
-            self.sink = None
+    def _close_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
 
 
 @functools.lru_cache(maxsize=4096)

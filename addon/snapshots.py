@@ -1,7 +1,7 @@
 """Rows for one observed run, run step or tool call, shaped as the store's snapshot tables.
 
 Values are taken as the API sent them; a value of an unexpected type becomes NULL (the raw JSON
-keeps it) and is reported in `Observation.problems`, which ends up in ``exchanges.error``.
+keeps it) and is reported in `ExchangeNotes.problems`, which ends up in ``exchanges.error``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ _BIGINT = 1 << 63
 
 
 @dataclass(slots=True)
-class Observation:
-    """Where and when an object was seen: shared by every row one exchange produces."""
+class ExchangeNotes:
+    """What normalizing one exchange notes down: its id and start time, which every row it
+    produces carries, and the problems found in its data (for ``exchanges.error``)."""
 
     exchange_id: str
     request_started_at: datetime | None
@@ -49,7 +50,7 @@ def epoch(value: float | None) -> datetime | None:
         return None
 
 
-def _time(obj: dict, key: str, seen: Observation) -> datetime | None:
+def _time(obj: dict, key: str, notes: ExchangeNotes) -> datetime | None:
     value = obj.get(key)
     if value is None:
         return None
@@ -57,7 +58,7 @@ def _time(obj: dict, key: str, seen: Observation) -> datetime | None:
         stamp = epoch(value)
         if stamp is not None:
             return stamp
-    seen.note(f"unusable {key} {str(value)[:40]!r}")
+    notes.note(f"unusable {key} {str(value)[:40]!r}")
     return None
 
 
@@ -75,11 +76,11 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-def _usage(obj: dict, seen: Observation) -> tuple[bool, int | None, int | None, int | None]:
+def _usage(obj: dict, notes: ExchangeNotes) -> tuple[bool, int | None, int | None, int | None]:
     usage = obj.get("usage")
     if not isinstance(usage, dict):
         if usage is not None:
-            seen.note("usage is not an object")
+            notes.note("usage is not an object")
         return False, None, None, None
     tokens = []
     for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
@@ -88,21 +89,21 @@ def _usage(obj: dict, seen: Observation) -> tuple[bool, int | None, int | None, 
             tokens.append(value)
         else:
             if value is not None:
-                seen.note(f"unusable usage.{key}")
+                notes.note(f"unusable usage.{key}")
             tokens.append(None)
     return True, tokens[0], tokens[1], tokens[2]
 
 
 def run_row(
-    obj: dict, raw: str, seen: Observation, *, seq: int, observed_at: datetime | None, source: str, event: str | None
+    obj: dict, raw: str, notes: ExchangeNotes, *, seq: int, observed_at: datetime | None, source: str, event: str | None
 ) -> dict:
     """One ``run_snapshots`` row for a run object; `raw` is its JSON text as received."""
-    has_usage, prompt, completion, total = _usage(obj, seen)
+    has_usage, prompt, completion, total = _usage(obj, notes)
     last_error = _dict(obj.get("last_error"))
     return {
-        "exchange_id": seen.exchange_id,
+        "exchange_id": notes.exchange_id,
         "seq": seq,
-        "request_started_at": seen.request_started_at,
+        "request_started_at": notes.request_started_at,
         "observed_at": observed_at,
         "source": source,
         "event": event,
@@ -111,12 +112,12 @@ def run_row(
         "assistant_id": _text(obj.get("assistant_id")),
         "status": _text(obj.get("status")),
         "model": _text(obj.get("model")),
-        "created_at": _time(obj, "created_at", seen),
-        "started_at": _time(obj, "started_at", seen),
-        "expires_at": _time(obj, "expires_at", seen),
-        "cancelled_at": _time(obj, "cancelled_at", seen),
-        "failed_at": _time(obj, "failed_at", seen),
-        "completed_at": _time(obj, "completed_at", seen),
+        "created_at": _time(obj, "created_at", notes),
+        "started_at": _time(obj, "started_at", notes),
+        "expires_at": _time(obj, "expires_at", notes),
+        "cancelled_at": _time(obj, "cancelled_at", notes),
+        "failed_at": _time(obj, "failed_at", notes),
+        "completed_at": _time(obj, "completed_at", notes),
         "has_usage": has_usage,
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -133,7 +134,7 @@ def step_row(
     obj: dict,
     raw: str,
     details: Any,
-    seen: Observation,
+    notes: ExchangeNotes,
     *,
     seq: int,
     observed_at: datetime | None,
@@ -141,13 +142,13 @@ def step_row(
     event: str | None,
 ) -> dict:
     """One ``step_snapshots`` row; `details` is the step_details to store (deltas accumulated)."""
-    has_usage, prompt, completion, total = _usage(obj, seen)
+    has_usage, prompt, completion, total = _usage(obj, notes)
     # The spec names it expired_at; the hosted API sent expires_at.
     expired_key = "expired_at" if obj.get("expired_at") is not None else "expires_at"
     return {
-        "exchange_id": seen.exchange_id,
+        "exchange_id": notes.exchange_id,
         "seq": seq,
-        "request_started_at": seen.request_started_at,
+        "request_started_at": notes.request_started_at,
         "observed_at": observed_at,
         "source": source,
         "event": event,
@@ -157,11 +158,11 @@ def step_row(
         "assistant_id": _text(obj.get("assistant_id")),
         "type": _text(obj.get("type")),
         "status": _text(obj.get("status")),
-        "created_at": _time(obj, "created_at", seen),
-        "completed_at": _time(obj, "completed_at", seen),
-        "cancelled_at": _time(obj, "cancelled_at", seen),
-        "failed_at": _time(obj, "failed_at", seen),
-        "expired_at": _time(obj, expired_key, seen),
+        "created_at": _time(obj, "created_at", notes),
+        "completed_at": _time(obj, "completed_at", notes),
+        "cancelled_at": _time(obj, "cancelled_at", notes),
+        "failed_at": _time(obj, "failed_at", notes),
+        "expired_at": _time(obj, expired_key, notes),
         "has_usage": has_usage,
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -188,7 +189,7 @@ def _call_fields(call: dict) -> tuple[str | None, str | None, str | None]:
 
 def tool_call_rows(
     calls: Any,
-    seen: Observation,
+    notes: ExchangeNotes,
     *,
     seq: int,
     observed_at: datetime | None,
@@ -199,17 +200,17 @@ def tool_call_rows(
     """``tool_call_snapshots`` rows for a list of tool calls (from required_action or a step)."""
     if not isinstance(calls, list):
         if calls is not None:
-            seen.note(f"{source} tool_calls is not a list")
+            notes.note(f"{source} tool_calls is not a list")
         return []
     rows = []
     for call in calls:
         if not isinstance(call, dict):
-            seen.note(f"{source} tool call is not an object")
+            notes.note(f"{source} tool call is not an object")
             continue
         name, arguments, output = _call_fields(call)
         rows.append(
             {
-                "exchange_id": seen.exchange_id,
+                "exchange_id": notes.exchange_id,
                 "seq": seq,
                 "observed_at": observed_at,
                 "source": source,

@@ -13,7 +13,7 @@ from typing import Any
 from runtap.addon.accumulate import StepDeltas
 from runtap.addon.exchange import Exchange
 from runtap.addon.snapshots import (
-    Observation,
+    ExchangeNotes,
     epoch,
     loads,
     required_action_calls,
@@ -49,9 +49,9 @@ def _kind(obj: dict, event: str) -> str | None:
 class _Stream:
     """The state of one stream while its events are turned into rows."""
 
-    def __init__(self, rows: dict[str, list[dict]], seen: Observation) -> None:
+    def __init__(self, rows: dict[str, list[dict]], notes: ExchangeNotes) -> None:
         self.rows = rows
-        self.seen = seen
+        self.notes = notes
         self.deltas = StepDeltas()
         # Steps whose latest deltas no later snapshot has carried yet: step id -> (seq, time).
         self.unsettled: dict[str, tuple[int, datetime | None]] = {}
@@ -59,11 +59,11 @@ class _Stream:
         self.learned: dict[str, str | None] = {}
 
     def run(self, obj: dict, raw: str, seq: int, observed_at: datetime | None, event: str) -> None:
-        row = run_row(obj, raw, self.seen, seq=seq, observed_at=observed_at, source="sse", event=event)
+        row = run_row(obj, raw, self.notes, seq=seq, observed_at=observed_at, source="sse", event=event)
         self.rows["run_snapshots"].append(row)
         self.rows["tool_call_snapshots"] += tool_call_rows(
             required_action_calls(obj),
-            self.seen,
+            self.notes,
             seq=seq,
             observed_at=observed_at,
             source="required_action",
@@ -80,12 +80,12 @@ class _Stream:
         if isinstance(step_id, str):
             details = self.deltas.merged(step_id, details)
             self.unsettled.pop(step_id, None)
-        row = step_row(obj, raw, details, self.seen, seq=seq, observed_at=observed_at, source="sse", event=event)
+        row = step_row(obj, raw, details, self.notes, seq=seq, observed_at=observed_at, source="sse", event=event)
         self.rows["step_snapshots"].append(row)
         self.run_of_step[row["step_id"]] = row["run_id"]
         self.rows["tool_call_snapshots"] += tool_call_rows(
             step_calls(details),
-            self.seen,
+            self.notes,
             seq=seq,
             observed_at=observed_at,
             source="step",
@@ -96,7 +96,7 @@ class _Stream:
     def delta(self, obj: dict, seq: int, observed_at: datetime | None) -> None:
         step_id = obj.get("id")
         if not isinstance(step_id, str):
-            self.seen.note(f"event {seq}: step delta without a step id")
+            self.notes.note(f"event {seq}: step delta without a step id")
             return
         self.deltas.add(step_id, obj.get("delta"))
         self.unsettled[step_id] = (seq, observed_at)
@@ -106,7 +106,7 @@ class _Stream:
         for step_id, (seq, observed_at) in self.unsettled.items():
             self.rows["tool_call_snapshots"] += tool_call_rows(
                 step_calls(self.deltas.details(step_id)),
-                self.seen,
+                self.notes,
                 seq=seq,
                 observed_at=observed_at,
                 source="step",
@@ -121,7 +121,7 @@ def _error_text(obj: Any) -> str:
     return str(error.get("message") or error.get("code") or "no message")[:200]
 
 
-def stream_rows(exchange: Exchange, text: str, rows: dict[str, list[dict]], seen: Observation) -> dict:
+def stream_rows(exchange: Exchange, text: str, rows: dict[str, list[dict]], notes: ExchangeNotes) -> dict:
     """Add the rows of a streamed response; return the ids it teaches about the exchange.
 
     Events come from `exchange.sse_events` (real arrival times) or are parsed from `text`; an
@@ -132,7 +132,7 @@ def stream_rows(exchange: Exchange, text: str, rows: dict[str, list[dict]], seen
     if events is None:
         events = parse_sse_text(text, fallback)
     fallback_at = epoch(fallback)
-    stream = _Stream(rows, seen)
+    stream = _Stream(rows, notes)
     done = False
     for ev in events:
         received_at = epoch(ev.received_at) if ev.received_at is not None else fallback_at
@@ -144,7 +144,7 @@ def stream_rows(exchange: Exchange, text: str, rows: dict[str, list[dict]], seen
             try:
                 obj = loads(data)
             except (ValueError, RecursionError):
-                seen.note(f"event {ev.seq} ({ev.event[:40]}): data is not JSON")
+                notes.note(f"event {ev.seq} ({ev.event[:40]}): data is not JSON")
         is_dict = isinstance(obj, dict)
         object_id = obj.get("id") if is_dict else None
         object_type = obj.get("object") if is_dict else None
@@ -163,7 +163,7 @@ def stream_rows(exchange: Exchange, text: str, rows: dict[str, list[dict]], seen
         if not is_dict:
             continue
         if ev.event == "error":
-            seen.note(f"stream error event: {_error_text(obj)}")
+            notes.note(f"stream error event: {_error_text(obj)}")
             continue
         kind = _kind(obj, ev.event)
         if kind == "run":
@@ -176,5 +176,5 @@ def stream_rows(exchange: Exchange, text: str, rows: dict[str, list[dict]], seen
             stream.learned.setdefault("thread_id", object_id)
     stream.settle()
     if not done:
-        seen.note("stream truncated: no done event")
+        notes.note("stream truncated: no done event")
     return stream.learned

@@ -4,9 +4,9 @@ Builds a flow file (default 20,000 flows) of realistic runs traffic with mitmpro
 classes: sessions of createRun, getRun polls (`X-Stainless-Poll-Helper`), listRunSteps,
 getRunStep and listRuns, a quarter of them streamed (SSE, ~15 events with message deltas),
 plus non-runs traffic (GET /v1/assistants/...) that ingest must skip. Then, in the same run,
-each phase in its own child process (so each gets its own peak RSS; ingest's store process is
-reported apart): the bare read (iterate
-`FlowReader(fo).stream()`), and `ingest_files` into a fresh store. Phases alternate `--repeat`
+each phase in its own child process (so each gets its own peak RSS; ingest's worker process is
+reported apart): the bare read (iterate `FlowReader(fo).stream()`), and `ingest_files` into a
+fresh store. Phases alternate `--repeat`
 times (the machine is shared: load changes between runs); prints every run's flows/s and peak
 RSS, and the ratio of the median times (target >= 0.8).
 
@@ -304,7 +304,7 @@ def main() -> None:
     for name, runs in (("FlowReader read", reads), ("runtap ingest", ingests)):
         for r in runs:
             store = (
-                f" + store process {r['store_rss_mb']:.0f} MB, {r['store_cpu']:.1f} s CPU"
+                f" + worker process {r['store_rss_mb']:.0f} MB, {r['store_cpu']:.1f} s CPU"
                 if "store_rss_mb" in r
                 else ""
             )

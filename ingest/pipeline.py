@@ -1,19 +1,19 @@
 """Ingest capture files into a runtap store through exactly the live addon's code path.
 
 For every HTTP flow read from a file: `match_recorded` (other traffic is counted and skipped), then
-`captured_from_flow` -> `to_exchange` -> `normalize` -> `StoreWriter.put`, as `addon/recorder.py`
-does live. Flow-file flows are routed on their state dict (`FlowState`); the flow object is built
-(`Flow.from_state`, as FlowReader does) only for flows that are stored, by the store process
-(`ingest.worker`), or here when that process has a backlog, so both cores stay busy. HAR
-entries arrive as flow objects and are copied here. The exchange id is the flow id, so a flow
+`captured_from_flow` -> `to_exchange` -> `normalize` -> `StoreWriter.put`, in the worker process
+the live addon records through (addon/worker.py). Flow-file flows are routed on their state dict
+(`FlowState`); the flow object is built (`Flow.from_state`, as FlowReader does) only for flows
+that are stored, by the worker, or here when the worker has a backlog, so both cores stay busy.
+HAR entries arrive as flow objects and are copied here. The exchange id is the flow id, so a flow
 already in the store (an earlier ingest of the same file, or the same flow in two files) is
 counted as a duplicate and not stored again.
 
 Each file that stores anything gets one `captures` row (mode "ingest", source = the file).
 
 Memory stays flat on large files: flows are streamed from the file one at a time, at most
-`MAX_MESSAGES` batches of flows are in flight to the store process, and its writer holds at most
-`MAX_QUEUED_ROWS` rows (`put(block=True)` waits for room instead of dropping).
+`MAX_PENDING` flows wait for the worker, and its writer holds at most `MAX_QUEUED_ROWS` rows (the
+worker is lossless: both wait for room instead of dropping).
 Every exchange's rows are committed in one transaction, so an interrupted or failed ingest never
 leaves half an exchange behind, and running it again stores exactly what is missing.
 """
@@ -32,10 +32,10 @@ from mitmproxy import http
 
 from runtap.addon.flows import captured_from_flow
 from runtap.addon.routes import match_recorded
+from runtap.addon.worker import Worker
 from runtap.errors import RuntapError
 from runtap.ingest.seen import SeenIds
 from runtap.ingest.sources import FlowSource, FlowState, detect_format
-from runtap.ingest.worker import StoreProcess
 from runtap.store.version import tool_version
 
 log = logging.getLogger("runtap.ingest")
@@ -43,6 +43,7 @@ log = logging.getLogger("runtap.ingest")
 # Ingest is not on an event loop: larger batches mean fewer connect/commit/close cycles.
 BATCH_ROWS = 2_000
 MAX_QUEUED_ROWS = 10_000
+MAX_PENDING = 800  # flows waiting for the worker (flow states are ~3 KB each)
 PROGRESS_EVERY = 250  # flows between progress callbacks
 
 
@@ -96,20 +97,29 @@ def ingest_files(
     formats = [detect_format(path) for path in paths]
     report = IngestReport(db)
     started = time.perf_counter()
-    store = StoreProcess(db, redact_extra=tuple(redact_extra), batch_rows=BATCH_ROWS, max_queued_rows=MAX_QUEUED_ROWS)
-    store.start()
+    worker = Worker(
+        db,
+        redact=tuple(redact_extra),
+        batch_rows=BATCH_ROWS,
+        max_queued_rows=MAX_QUEUED_ROWS,
+        lossless=True,
+        max_pending=MAX_PENDING,
+        log_level="WARNING",
+    )
+    worker.start()
     try:
         seen = SeenIds.load(db)
-        for index, (path, fmt) in enumerate(zip(paths, formats)):
+        for path, fmt in zip(paths, formats):
             file_report = FileReport(path, fmt, os.path.getsize(path))
             report.files.append(file_report)
-            _ingest_one(index, FlowSource(path, fmt), file_report, store, seen, progress)
+            _ingest_one(FlowSource(path, fmt), file_report, worker, seen, progress)
     finally:
-        result = store.close()
+        result = worker.close()
     report.seconds = time.perf_counter() - started
-    for index, errors in result.errors.items():
-        report.files[index].stored -= errors
-        report.files[index].errors += errors
+    by_capture = {f.capture_id: f for f in report.files if f.capture_id}
+    for capture_id, errors in result.errors.items():
+        by_capture[capture_id].stored -= errors
+        by_capture[capture_id].errors += errors
     report.rows_written, report.rows_lost = result.rows_written, result.rows_lost
     if report.total("flows_read") == 0:
         reasons = "; ".join(f"{f.path}: {f.stopped}" for f in report.files if f.stopped)
@@ -123,7 +133,7 @@ def ingest_files(
 
 
 def _ingest_one(
-    index: int, source: FlowSource, report: FileReport, store: StoreProcess, seen: SeenIds, progress: Progress | None
+    source: FlowSource, report: FileReport, worker: Worker, seen: SeenIds, progress: Progress | None
 ) -> None:
     capture_id = str(uuid.uuid4())
     for n, item in enumerate(source.flows(), 1):
@@ -131,7 +141,7 @@ def _ingest_one(
             _update(report, source)
             progress(report)
         if isinstance(item, FlowState):
-            # Routed on the state; the store process builds the flow object of stored flows.
+            # Routed on the state; the worker builds the flow object of stored flows.
             routed = item.is_http and match_recorded(item.method, item.path) is not None
             flow_id, payload = item.id, item
         else:
@@ -147,9 +157,9 @@ def _ingest_one(
             continue
         try:
             upstream = payload.upstream if payload is not None else _upstream(item)
-            if payload is None or store.busy():
-                # Building the flow object is the costly half of reading: the store process does
-                # it, unless it is the one behind (then this process takes its share).
+            if payload is None or worker.busy():
+                # Building the flow object is the costly half of reading: the worker does it,
+                # unless it is the one behind (then this process takes its share).
                 payload = captured_from_flow(item if payload is None else payload.to_flow())
         except Exception as exc:  # a flow object with odd state costs that flow only
             report.errors += 1
@@ -157,8 +167,8 @@ def _ingest_one(
             continue
         if report.capture_id is None:  # the capture row only once something is stored
             report.capture_id = capture_id
-            store.write_capture(_capture_row(capture_id, source.path, upstream))
-        store.add(index, capture_id, payload)
+            worker.write_capture(_capture_row(capture_id, source.path, upstream))
+        worker.put(payload)
         seen.add(flow_id)
         report.stored += 1
     _update(report, source)

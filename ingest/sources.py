@@ -130,7 +130,7 @@ class FlowSource:
 
     def _flow_file(self, fh) -> Iterator[FlowState]:
         # FlowReader.stream() without its last step (Flow.from_state, half the cost of a read),
-        # which ingest does only for the flows it stores, in its store process.
+        # which ingest does only for the flows it stores, in the worker process.
         size = os.fstat(fh.fileno()).st_size
         while True:
             start = fh.tell()

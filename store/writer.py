@@ -1,13 +1,16 @@
-"""The store's one writer thread: batches rows from the capture path into the DuckDB file.
+"""The store's one writer thread: batches rows into the DuckDB file.
 
-`put` runs on mitmproxy's event loop, so it only counts and `put_nowait`s; the thread builds
-one Arrow frame per table with the schema's types and inserts it (`INSERT ... BY NAME`), never
-row by row. The file is opened per batch and closed right after, so `runtap report` in another
-process can read in between; while a reader holds the lock the batch is kept and retried with
-backoff, and new rows keep queueing. Memory is bounded by `max_queued_rows`: rows accepted but
-not yet written (queued or in the batch being retried). Past it, `put` drops and counts, with one
-warning per episode. Other write errors (disk full, unwritable file) are logged once and the
-batch is retried every `error_retry_seconds`; the caller never sees them.
+It runs in the worker process (addon/worker.py), which normalizes the flows of the live proxy
+and of ingest and `put`s their rows here. `put` only counts and `put_nowait`s (ingest's
+`block=True` waits for room instead of dropping), so the worker goes on to the next flow while
+this thread builds one Arrow frame per table with the schema's types and inserts it
+(`INSERT ... BY NAME`), never row by row. The file is opened per batch and closed right after,
+so `runtap report` in another process can read in between; while a reader holds the lock the
+batch is kept and retried with backoff, and new rows keep queueing. Memory is bounded by
+`max_queued_rows`: rows accepted but not yet written (queued or in the batch being retried).
+Past it, `put` drops and counts, with one warning per episode. Other write errors (disk full,
+unwritable file) are logged once and the batch is retried every `error_retry_seconds`; the
+caller never sees them.
 
 Per-batch cost, measured on this machine (duckdb 2.0, 2 cores), 500 rows of run_snapshots:
 connect ~11 ms (the same for ":memory:": instance start-up, not the file), insert ~6 ms,

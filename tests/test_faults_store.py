@@ -156,9 +156,11 @@ def test_disk_full_logs_a_clear_error_keeps_serving_and_resumes(sim, tmp_path):
     assert _exchange_count(db) == 153  # nothing lost
 
 
-def test_sigterm_under_load_flushes_everything_completed(sim, tmp_path):
+@pytest.mark.parametrize("plain_mitmdump", [False, True], ids=["runtap proxy", "mitmdump -s addon/script.py"])
+def test_sigterm_under_load_flushes_everything_completed(sim, tmp_path, plain_mitmdump):
+    """One shutdown for both entry points: the addon drains the exchanges in flight, then flushes."""
     db = str(tmp_path / "term.duckdb")
-    proxy = start_proxy(sim.url, db, log_path=str(tmp_path / "proxy.log"))
+    proxy = start_proxy(sim.url, db, plain_mitmdump=plain_mitmdump, log_path=str(tmp_path / "proxy.log"))
     _wait_for_store(db)
 
     # SIGTERM after 150 of the ~600 responses 40 clients x 3 sessions need: load is in flight.
@@ -170,7 +172,9 @@ def test_sigterm_under_load_flushes_everything_completed(sim, tmp_path):
     assert tally.errors  # clients were cut off by the stop, so the load was really in flight
     stored = store_request_ids(db)
     lost = tally.request_ids - stored
-    assert not lost, f"{sum(lost.values())} of {sum(tally.request_ids.values())} completed exchanges lost"
+    assert not lost, (
+        f"{sum(lost.values())} of {sum(tally.request_ids.values())} completed exchanges lost\n{proxy.log_text()}"
+    )
     assert sum(tally.request_ids.values()) >= 150
 
 
