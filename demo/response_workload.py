@@ -75,10 +75,11 @@ def _streamed_function_calls(client: OpenAI, result: ResponsesResult, question: 
     common = {"model": _WEATHER["model"], "instructions": _WEATHER["instructions"], "tools": TOOLS}
     with client.responses.stream(input=question, metadata=COMPLETE, **common) as stream:
         response = stream.get_final_response()
+    result.add(response)
     while outputs := _outputs(response):
         with client.responses.stream(previous_response_id=response.id, input=outputs, **common) as stream:
             response = stream.get_final_response()
-    result.add(response)
+        result.add(response)
     list(client.responses.input_items.list(response.id, limit=5))
 
 

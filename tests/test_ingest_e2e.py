@@ -1,5 +1,6 @@
 """Acceptance: a plain `mitmdump -w` recording (and a HAR made from it) ingests to the same
-runs, steps, transitions, tool calls and token sums as the live addon recorded.
+runs, steps, transitions, tool calls and token sums as the live addon recorded, and the same
+responses, response transitions and function calls (the demo's Responses workload too).
 
 The official openai SDK drives the demo workload through two real mitmdump processes:
 plain `mitmdump -w FILE` in front (what a user records with), then `mitmdump -s addon/script.py`
@@ -21,6 +22,7 @@ from click.testing import CliRunner
 
 from runtap.cli import cli
 from runtap.demo.harness import start_proxy
+from runtap.demo.response_workload import run_responses_workload
 from runtap.demo.workload import ASSISTANTS, run_workload
 from runtap.ingest import ingest_files
 from runtap.simulator.config import SimConfig
@@ -39,7 +41,13 @@ MUST_BE_EQUAL = {
     "operations": "SELECT operation, status_code, count(*), count(sse_events), sum(sse_events) "
     "FROM exchanges GROUP BY ALL ORDER BY ALL",
     "snapshots": "SELECT (SELECT count(*) FROM run_snapshots), (SELECT count(*) FROM step_snapshots), "
-    "(SELECT count(*) FROM tool_call_snapshots)",
+    "(SELECT count(*) FROM tool_call_snapshots), (SELECT count(*) FROM response_snapshots), "
+    "(SELECT count(*) FROM response_items)",
+    "responses": "SELECT response_id, conversation_id, previous_response_id, model, status, background, input_tokens, "
+    "output_tokens, total_tokens, cached_tokens, reasoning_tokens FROM responses ORDER BY response_id",
+    "response_transitions": "SELECT response_id, seq, from_status, to_status FROM response_transitions ORDER BY ALL",
+    "response_function_calls": "SELECT response_id, call_id, name, arguments, output, output_response_id "
+    "FROM response_function_calls ORDER BY call_id",
 }
 
 
@@ -65,13 +73,14 @@ def recording(tmp_path_factory):
             )
             try:
                 result = run_workload(plain.base_url)
+                responses = run_responses_workload(plain.base_url)
             finally:
                 assert plain.stop() == 0
         finally:
             assert addon.stop() == 0
     mitmdump = os.path.join(os.path.dirname(sys.executable), "mitmdump")
     subprocess.run([mitmdump, "-n", "-q", "-r", flows, "--set", f"hardump={har}"], check=True, timeout=60)
-    assert len(result.runs) == 6
+    assert len(result.runs) == 6 and len(responses.responses) == 8
     return live, flows, har
 
 
@@ -82,6 +91,7 @@ def test_flow_file_ingests_to_the_live_figures(recording, tmp_path):
     assert report.files[0].stored == report.files[0].flows_read > 40
     expected = figures(live)
     assert expected["run_transitions"] and expected["tool_calls"] and any(r[3] for r in expected["operations"])
+    assert expected["response_transitions"] and expected["response_function_calls"]
     assert figures(db) == expected
 
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
+from runtap.analysis import run_report
 from runtap.demo.harness import start_proxy
 from runtap.demo.response_workload import TOOLS, run_responses_workload
 from runtap.demo.workload import ASSISTANTS
@@ -236,3 +237,20 @@ def test_conversation_items_are_recorded(recorded):
     assert [(i[0], i[1]) for i in items] == [(item.id, item.type) for item in calls["listed"]]
     (served,) = [c for c in truth["conversations"] if c["id"] == conversation]
     assert served["responses"] == [calls["in_conversation"].id]
+
+
+def test_report_tokens_for_responses_equals_ground_truth(recorded):
+    _, truth, *_, db = recorded
+    rows = {row["model"]: row for row in run_report(db, "tokens", api="responses").main.to_dicts()}
+    expected: dict[str, dict] = defaultdict(lambda: defaultdict(int))
+    for response in truth["responses"]:
+        sums = expected[response["model"]]
+        sums["responses"] += 1
+        for token in TOKENS:
+            sums[token] += (response["usage"] or {}).get(token, 0)
+    assert set(rows) == set(expected)
+    for model, sums in expected.items():
+        assert rows[model]["responses"] == sums["responses"], model
+        for token in TOKENS:
+            assert (rows[model][token] or 0) == sums[token], (model, token)
+        assert rows[model]["cost_usd"] is not None  # every model the workload uses has a price
