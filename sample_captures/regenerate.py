@@ -1,4 +1,4 @@
-"""Regenerate the sample captures: the demo workload through a real proxy, then scrubbed.
+"""Regenerate the sample captures: the demo workloads (runs and Responses) through a real proxy, then scrubbed.
 
     .venv/bin/python sample_captures/regenerate.py
 
@@ -17,6 +17,7 @@ import sys
 from mitmproxy import io
 
 from runtap.demo.harness import start_proxy
+from runtap.demo.response_workload import run_responses_workload
 from runtap.demo.workload import ASSISTANTS, run_workload
 from runtap.simulator.config import SimConfig
 from runtap.simulator.server import start_simulator
@@ -59,6 +60,7 @@ def main() -> int:
         )
         try:
             run_workload(proxy.base_url, api_key="sk-sample-not-a-real-key")
+            run_responses_workload(proxy.base_url, api_key="sk-sample-not-a-real-key")
         finally:
             code = proxy.stop()
     if code != 0:
@@ -67,8 +69,9 @@ def main() -> int:
     count = scrub_flow_file(flows)
     with open_store(db) as con:
         runs = con.execute("SELECT count(*) FROM runs").fetchone()[0]
+        responses = con.execute("SELECT count(*) FROM responses").fetchone()[0]
         exchanges = con.execute("SELECT count(*) FROM exchanges").fetchone()[0]
-    print(f"wrote {db} ({exchanges} exchanges, {runs} runs) and {flows} ({count} flows)")
+    print(f"wrote {db} ({exchanges} exchanges, {runs} runs, {responses} responses) and {flows} ({count} flows)")
     return 0
 
 
