@@ -68,6 +68,8 @@ def match_response_route(method: str, path: str) -> ResponseRoute | None:
     A trailing slash is tolerated; ``/responses/compact``, ``/responses/input_tokens`` and
     anything else outside the thirteen operations give None.
     """
+    if "responses" not in path and "conversations" not in path:
+        return None  # most other traffic: no need to split the path
     segments = [segment for segment in path.split("/") if segment]
     verb = method.upper()
     for i in range(len(segments) - 1, max(-1, len(segments) - 2 - _MAX_TAIL), -1):
