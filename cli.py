@@ -405,6 +405,7 @@ def report():
 
     Every report takes --db, the filters (--since/--until/--model/--assistant/--thread/--capture)
     and --format table|json|csv|markdown. Reports can run while a proxy records into the file.
+    summary, latency, transitions and tokens also cover the Responses API: --api responses|all.
     """
 
 
