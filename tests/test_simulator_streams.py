@@ -24,7 +24,7 @@ TOOL = {
     },
 }
 HEADERS = {"Authorization": "Bearer sk-test"}
-# The reference stream's shape (deltas collapsed): see /work/shared/reference/sse-stream-example.txt.
+# The reference stream's shape (deltas collapsed): see tests/fixtures/sse-stream-example.txt.
 TOOL_TURN = [
     "thread.run.created",
     "thread.run.queued",
