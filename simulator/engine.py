@@ -71,7 +71,7 @@ class Engine:
             created_by=op,
             streamed=bool(body.get("stream")),
         )
-        run.statuses.append("queued")
+        run.enter("queued")
         self.store.runs[obj["id"]] = run
         self.store.thread_runs[thread_id].append(run)
         run.task = asyncio.create_task(self._drive(run, first=True))
@@ -308,8 +308,7 @@ class Engine:
         self._set_status(run, status, f"thread.run.{status}")
 
     def _set_status(self, run: RunState, status: str, event: str) -> None:
-        run.obj["status"] = status
-        run.statuses.append(status)
+        run.enter(status)
         self._emit_run(run, event)
 
     def _emit_run(self, run: RunState, event: str) -> None:

@@ -6,6 +6,7 @@ Everything here runs on the server's event loop, so no locking is needed.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 from runtap.simulator.behaviour import Plan
@@ -27,11 +28,18 @@ class RunState:
     tool_calls: list[dict] = field(default_factory=list)  # ground truth, with step ids
     tool_outputs: list[str] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
+    entered_at: list[float] = field(default_factory=list)  # epoch seconds each status began
     served: list[str] = field(default_factory=list)
     subscribers: list[asyncio.Queue] = field(default_factory=list)
     task: asyncio.Task | None = None
     message: dict | None = None
     turn: int = 0
+
+    def enter(self, status: str) -> None:
+        """The run is now in `status` (ground truth keeps when each status began)."""
+        self.obj["status"] = status
+        self.statuses.append(status)
+        self.entered_at.append(time.time())
 
 
 class Store:

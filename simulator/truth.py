@@ -45,6 +45,7 @@ def _run(run: RunState) -> dict:
         "planned_outcome": run.plan.outcome,
         "status": obj["status"],
         "statuses": list(run.statuses),
+        "entered_at": list(run.entered_at),  # epoch seconds each of `statuses` began
         "served_statuses": list(run.served),
         "usage": dict(obj["usage"]) if obj["usage"] else None,
         "last_error_code": (obj["last_error"] or {}).get("code"),

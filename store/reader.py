@@ -1,7 +1,7 @@
 """Open a runtap store for reading, politely sharing the file with a recording proxy.
 
 DuckDB lets one process hold a file at a time, so the proxy's writer opens the file per batch
-and readers retry briefly on the lock (see DESIGN.md). Everything that reads the store
+and readers retry briefly on the lock (docs/ARCHITECTURE.md). Everything that reads the store
 (reports, replay, serve, export) goes through `open_store`.
 """
 

@@ -31,12 +31,26 @@ def run_event(status: str, **extra) -> dict:
     return {**RUN, "status": status, **extra}
 
 
+GATES = web.AppKey("gates", dict)
+
+
 async def paused_stream(request: web.Request) -> web.StreamResponse:
-    """SSE with a long pause after the first event: buffering would show as a delay."""
+    """SSE with a pause after each of the first two events.
+
+    With `?gate=NAME` the stream also holds after the first event until the test opens that gate
+    (`ScriptedUpstream.open_gate`), at most 30 s: a client that can open it got the first event
+    while the rest was still held back, so nothing between them buffered the stream.
+    """
     pause = float(request.query.get("pause", "0.5"))
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await resp.prepare(request)
     await resp.write(sse("thread.run.created", run_event("queued")))
+    if gate := request.query.get("gate"):
+        gates = request.app[GATES]
+        try:
+            await asyncio.wait_for(gates.setdefault(gate, asyncio.Event()).wait(), 30)
+        except TimeoutError:
+            gates[gate] = None  # the client never got the first event in time
     await asyncio.sleep(pause)
     await resp.write(sse("thread.run.in_progress", run_event("in_progress")))
     await asyncio.sleep(pause)
@@ -99,6 +113,7 @@ async def gzipped_run(request: web.Request) -> web.Response:
 
 def _app() -> web.Application:
     app = web.Application()
+    app[GATES] = {}
     base = "/v1/threads/thread_scripted1/runs"
     app.router.add_post(base, paused_stream)
     app.router.add_get(base + "/run_endless", endless_stream)
@@ -131,6 +146,20 @@ class ScriptedUpstream:
         self._ready.set()
         self.loop.run_forever()
         self.loop.run_until_complete(runner.cleanup())
+
+    def open_gate(self, name: str) -> None:
+        """Let a `?gate=NAME` stream go on (thread-safe)."""
+
+        def open_() -> None:
+            gate = self._runner.app[GATES].setdefault(name, asyncio.Event())
+            if gate is not None:
+                gate.set()
+
+        self.loop.call_soon_threadsafe(open_)
+
+    def gate_timed_out(self, name: str) -> bool:
+        """True when a `?gate=NAME` stream gave up waiting for its gate."""
+        return name in self._runner.app[GATES] and self._runner.app[GATES][name] is None
 
     def __enter__(self) -> ScriptedUpstream:
         self._thread.start()

@@ -16,7 +16,7 @@ from runtap.addon.normalize import TABLES, normalize
 from runtap.addon.sse import SSEParser
 from runtap.store.schema import all_ddl, column_names
 
-REFERENCE = Path("/work/shared/reference/sse-stream-example.txt")
+REFERENCE = Path(__file__).parent / "fixtures" / "sse-stream-example.txt"
 THREAD, RUN = "thread_lkZR1WHFgfhLlEozXSZ06X7I", "run_UPbDYMTdsNUU5FJ8XTAUjHZP"
 TOOL_STEP, MSG_STEP = "step_NnGSPHN1pdvfoQXwWKjGkpyb", "step_WvbqREVkDB6LzBcAeoap31Az"
 CALL = "call_ALpVvblVqYAZiTxdimwdwGEF"

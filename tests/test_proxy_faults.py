@@ -30,17 +30,14 @@ def recorded(upstream, tmp_path_factory):
     proxy = start_proxy(upstream.url, db)
     seen: dict = {}
     with httpx.Client(base_url=proxy.url, headers=HEADERS, timeout=10) as client:
-        # Streamed run with pauses: time to first event, directly and through the proxy.
-        for name, base in (("direct", upstream.url), ("proxied", proxy.url)):
-            start = time.monotonic()
-            with httpx.stream(
-                "POST", base + RUNS, json={"assistant_id": "a", "stream": True}, headers=HEADERS, timeout=10
-            ) as resp:
-                lines = resp.iter_lines()
-                next(line for line in lines if line.startswith("data:"))
-                seen[f"{name}_first_event_s"] = time.monotonic() - start
-                for _ in lines:
-                    pass
+        # A streamed run that the upstream holds after its first event until this client has
+        # read that event through the proxy (then pauses 0.5 s between the next ones).
+        with client.stream("POST", RUNS, params={"gate": "first"}, json={"assistant_id": "a", "stream": True}) as resp:
+            lines = resp.iter_lines()
+            next(line for line in lines if line.startswith("data:"))
+            upstream.open_gate("first")
+            for _ in lines:
+                pass
         # Client disconnects mid-stream.
         with client.stream("GET", RUNS + "/run_endless") as resp:
             for i, _ in enumerate(resp.iter_lines()):
@@ -73,11 +70,9 @@ def _exchange(con, path_suffix: str, nth: int = 0):
     return rows[nth]
 
 
-def test_stream_passes_through_without_buffering(recorded):
-    _con, seen, _ = recorded
-    # The upstream pauses 0.5 s after the first event: a buffering proxy would add >= 1 s.
-    added = seen["proxied_first_event_s"] - seen["direct_first_event_s"]
-    assert added < 0.1, seen
+def test_stream_passes_through_without_buffering(recorded, upstream):
+    # The client read the first event while the upstream still held the rest back for it.
+    assert not upstream.gate_timed_out("first")
 
 
 def test_stream_events_carry_real_arrival_times(recorded):
@@ -89,7 +84,7 @@ def test_stream_events_carry_real_arrival_times(recorded):
     first_stream = [t for (t,) in times[:4]]
     gap1 = (first_stream[1] - first_stream[0]).total_seconds()
     gap2 = (first_stream[2] - first_stream[1]).total_seconds()
-    assert 0.4 < gap1 < 1.5 and 0.4 < gap2 < 1.5, (gap1, gap2)
+    assert gap1 >= 0.45 and gap2 >= 0.45, (gap1, gap2)  # stamped as they arrived, not at the end
     statuses = con.execute(
         "SELECT status FROM run_snapshots WHERE source = 'sse' ORDER BY observed_at, seq LIMIT 3"
     ).fetchall()

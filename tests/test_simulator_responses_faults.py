@@ -41,15 +41,12 @@ def test_outcome_hints(client, text, metadata, status, check):
 
 
 def test_slow_hint_keeps_a_background_response_running_longer(client):
-    durations = {}
-    for hint in ("[complete]", "[slow]"):
-        started = time.monotonic()
-        response = client.responses.create(model="gpt-4o", input=f"Hi {hint}", background=True)
-        while response.status in ("queued", "in_progress"):
-            response = client.responses.retrieve(response.id)
-        durations[hint] = time.monotonic() - started
-        assert response.status == "completed"
-    assert durations["[slow]"] > 0.3 > durations["[complete]"]  # slow_factor 10 x run_ms 30
+    started = time.monotonic()
+    response = client.responses.create(model="gpt-4o", input="Hi [slow]", background=True)
+    while response.status in ("queued", "in_progress"):
+        response = client.responses.retrieve(response.id)
+    assert response.status == "completed"
+    assert time.monotonic() - started >= 0.3  # slow_factor 10 x run_ms 30: held at least that long
 
 
 def test_status_faults_hit_only_their_operations():

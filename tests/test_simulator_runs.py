@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import openai
 import pytest
 
@@ -25,7 +23,7 @@ WEATHER_TOOL = {
 
 @pytest.fixture(scope="module")
 def sim():
-    config = SimConfig(seed=1, run_ms=60, event_gap_ms=1, poll_after_ms=10, expire_ms=150, slow_factor=4)
+    config = SimConfig(seed=1, run_ms=60, event_gap_ms=1, poll_after_ms=10, slow_factor=4)
     with start_simulator(config) as handle:
         yield handle
 
@@ -60,20 +58,23 @@ def test_create_and_poll_completes_with_message_step_and_usage(client):
     validate("RunObject", _raw_run(client, thread_id, run.id))
 
 
-def test_create_returns_queued_run_that_moves_over_time(client):
+def _truth(sim, run_id: str) -> dict:
+    return next(r for r in sim.ground_truth()["runs"] if r["id"] == run_id)
+
+
+def test_create_returns_queued_run_that_moves_over_time(sim, client):
     thread_id = _thread(client, "Hello [complete]")
     run = client.beta.threads.runs.create(thread_id=thread_id, assistant_id="asst_plain")
     assert run.status == "queued" and run.usage is None and run.started_at is None
-    seen = {run.status}
-    deadline = time.monotonic() + 5
-    while run.status not in ("completed", "failed", "incomplete") and time.monotonic() < deadline:
-        raw = _raw_run(client, thread_id, run.id)
-        validate("RunObject", raw)
+    seen = [run.status]
+    while run.status not in ("completed", "failed", "incomplete"):
+        validate("RunObject", _raw_run(client, thread_id, run.id))
         run = client.beta.threads.runs.retrieve(run.id, thread_id=thread_id)
-        seen.add(run.status)
-        time.sleep(0.005)
+        seen.append(run.status)
     assert run.status == "completed"
-    assert {"queued", "in_progress", "completed"} <= seen
+    held = _truth(sim, run.id)["statuses"]
+    assert held == ["queued", "in_progress", "completed"]
+    assert [s for s in held if s in seen] == sorted(set(seen), key=held.index)  # polls saw them in order
 
 
 def test_tool_calls_then_submit_tool_outputs_and_poll(client):
@@ -145,30 +146,37 @@ def test_outcome_hints(client, hint, metadata, status, check):
     validate("RunObject", _raw_run(client, thread_id, run.id))
 
 
-def test_slow_hint_takes_longer(client):
-    started = time.monotonic()
-    client.beta.threads.runs.create_and_poll(thread_id=_thread(client, "Hi [complete]"), assistant_id="asst_plain")
-    fast = time.monotonic() - started
-    started = time.monotonic()
-    run = client.beta.threads.runs.create_and_poll(thread_id=_thread(client, "Hi [slow]"), assistant_id="asst_plain")
-    slow = time.monotonic() - started
-    assert run.status == "completed"
-    assert slow > 0.2 > fast  # slow_factor 4 x run_ms 60
+def test_slow_hint_takes_longer(sim, client):
+    def held_ms(run) -> float:  # from queued to the final status, by the simulator's clock
+        entered = _truth(sim, run.id)["entered_at"]
+        return (entered[-1] - entered[0]) * 1000
 
-
-def test_requires_action_left_too_long_expires(client):
-    thread_id = _thread(client, "Weather in Oslo?")
-    run = client.beta.threads.runs.create_and_poll(
-        thread_id=thread_id, assistant_id="asst_weather", tools=[WEATHER_TOOL], metadata={"sim_outcome": "completed"}
+    fast = client.beta.threads.runs.create_and_poll(
+        thread_id=_thread(client, "Hi [complete]"), assistant_id="asst_plain"
     )
-    assert run.status == "requires_action"
-    time.sleep(0.3)  # expire_ms is 150
-    run = client.beta.threads.runs.retrieve(run.id, thread_id=thread_id)
-    assert run.status == "expired"
-    (step,) = client.beta.threads.runs.steps.list(run.id, thread_id=thread_id).data
-    assert step.status == "expired" and step.expired_at is not None
-    with pytest.raises(openai.BadRequestError, match="do not accept tool outputs"):
-        client.beta.threads.runs.submit_tool_outputs(run.id, thread_id=thread_id, tool_outputs=[])
+    slow = client.beta.threads.runs.create_and_poll(thread_id=_thread(client, "Hi [slow]"), assistant_id="asst_plain")
+    assert fast.status == slow.status == "completed"
+    assert held_ms(fast) >= 60 and held_ms(slow) >= 4 * 60  # slow_factor 4 x run_ms 60
+
+
+def test_requires_action_left_too_long_expires():
+    config = SimConfig(seed=1, run_ms=60, event_gap_ms=1, poll_after_ms=10, expire_ms=150)
+    with start_simulator(config) as sim:
+        client = openai.OpenAI(base_url=sim.base_url, api_key="sk-test", max_retries=0)
+        thread_id = _thread(client, "Weather in Oslo?")
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread_id,
+            assistant_id="asst_weather",
+            tools=[WEATHER_TOOL],
+            metadata={"sim_outcome": "completed"},
+        )
+        while run.status == "requires_action":  # nobody answers: after expire_ms it expires
+            run = client.beta.threads.runs.retrieve(run.id, thread_id=thread_id)
+        assert run.status == "expired" and _truth(sim, run.id)["statuses"][-2:] == ["requires_action", "expired"]
+        (step,) = client.beta.threads.runs.steps.list(run.id, thread_id=thread_id).data
+        assert step.status == "expired" and step.expired_at is not None
+        with pytest.raises(openai.BadRequestError, match="do not accept tool outputs"):
+            client.beta.threads.runs.submit_tool_outputs(run.id, thread_id=thread_id, tool_outputs=[])
 
 
 def test_update_sets_metadata(client):

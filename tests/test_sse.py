@@ -7,7 +7,7 @@ import pytest
 
 from runtap.addon.sse import SSEEvent, SSEParser, parse_sse_text
 
-REFERENCE = Path("/work/shared/reference/sse-stream-example.txt")
+REFERENCE = Path(__file__).parent / "fixtures" / "sse-stream-example.txt"
 
 
 def _pairs(events):

@@ -16,11 +16,12 @@ from runtap.store.reader import open_store
 from runtap.store.writer import StoreWriter
 from tests.store_fixtures import capture, exchange, run_snapshot, step_snapshot
 
+# Holds the file until told to let go (a line on stdin).
 HOLD_LOCK = """
-import sys, time, duckdb
+import sys, duckdb
 con = duckdb.connect(sys.argv[1], read_only=True)
 print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
+sys.stdin.readline()
 con.close()
 """
 
@@ -120,16 +121,19 @@ def test_batch_seconds_writes_a_small_batch_without_flush(path):
 def test_a_reader_process_holding_the_file_loses_nothing(path):
     writer = StoreWriter(path, batch_rows=100, batch_seconds=0.05)
     writer.start()
-    reader = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, path, "2"], stdout=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert reader.stdout.readline().strip() == "locked"
-        started = time.monotonic()
-        for i in range(20):
-            assert writer.put({"run_snapshots": snapshots(50, f"run_{i}")})  # never blocks
-        assert time.monotonic() - started < 0.5
-        writer.flush(timeout=20)
+        for i in range(20):  # all accepted while the file is still held: put never waits for it
+            assert writer.put({"run_snapshots": snapshots(50, f"run_{i}")})
+        assert reader.poll() is None and writer.stats().rows_written["run_snapshots"] == 0
+        while writer.stats().retries == 0:  # the writer tried, met the lock, and keeps the rows
+            time.sleep(0.01)
     finally:
-        reader.wait(timeout=20)
+        reader.communicate("release\n", timeout=20)
+    writer.flush(timeout=20)
     writer.close()
     stats = writer.stats()
     assert count(path, "run_snapshots") == 1000
