@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from runtap.cli import cli
-from tests.fixtures.report_store import build_report_store
+from tests.fixtures.report_store import build_report_store, create_empty_store
 from tests.fixtures.response_store import add_responses
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "runs_reports"
@@ -255,3 +255,14 @@ def test_html_shows_runs_and_responses_per_model_next_to_each_other(stores, tmp_
     threads = tmp_path / "thread.html"  # --thread selects runs: the page is about runs only
     assert invoke("html", "--db", stores["both"], "--thread", "th_1", "--out", str(threads)).exit_code == 0
     assert "runs and responses per model" not in threads.read_text()
+
+
+def test_stores_read_together_give_the_figures_of_one_store(stores, tmp_path):
+    responses_only = add_responses(create_empty_store(str(tmp_path / "responses.duckdb")))
+    for name in API_REPORTS:
+        for api in ("responses", "all"):
+            together = invoke(
+                name, "--db", stores["runs"], "--db", responses_only, "--api", api, "--format", "markdown"
+            )
+            assert together.exit_code == 0, together.output
+            assert together.stdout == invoke(name, "--db", stores["both"], "--api", api, "--format", "markdown").stdout
