@@ -28,7 +28,7 @@ check: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/deptry .
-	$(BIN)/deptry . --exclude '(^|/)(\.venv|\.git|build|dist)(/|$$)' --ignore DEP002,DEP004
+	$(BIN)/deptry . --exclude '(^|/)(\.venv|\.venv-phoenix|\.git|build|dist)(/|$$)' --ignore DEP002,DEP004
 
 # The newest versions pyproject.toml allows, in a throwaway venv: import everything, run the demo
 # and the capture end-to-end test. Tells loudly what broke, with the versions that differ.
