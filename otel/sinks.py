@@ -70,6 +70,13 @@ def traces_endpoint(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
+def innermost(error: BaseException) -> str:
+    """The first line of the exception at the bottom of a chain (connection refused, ...)."""
+    while error.__cause__ or error.__context__:
+        error = error.__cause__ or error.__context__
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 class _LastError(logging.Handler):
     """Keeps why the exporter failed, so a failure is reported in one line instead of logged:
     the innermost exception it logged (connection refused, ...), else its last message."""
@@ -83,9 +90,7 @@ class _LastError(logging.Handler):
         self.message = record.getMessage().splitlines()[0]
         for arg in record.args if isinstance(record.args, tuple) else ():
             if isinstance(arg, BaseException):
-                while arg.__cause__ or arg.__context__:
-                    arg = arg.__cause__ or arg.__context__
-                self.cause = str(arg).splitlines()[0] if str(arg) else type(arg).__name__
+                self.cause = innermost(arg)
 
     @property
     def reason(self) -> str:
@@ -111,6 +116,8 @@ class OtlpHttpSink:
         propagate, logger.propagate = logger.propagate, False
         try:
             result = self.exporter.export(spans)
+        except Exception as exc:  # exporters before 1.3x raised transport errors instead of returning FAILURE
+            raise RuntapError(f"OTLP export to {self.endpoint} failed: {innermost(exc)}") from None
         finally:
             logger.removeHandler(self.errors)
             logger.propagate = propagate

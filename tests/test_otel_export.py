@@ -264,3 +264,104 @@ def test_bad_targets_are_one_line_errors(exported, tmp_path):
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
         assert "Traceback" not in result.stderr and not result.stdout
+
+
+# --- stores built by ingest (tests/test_export.py): several sources, calls never submitted ---------
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory):
+    """(store a, store b, one store holding both) ingested from flows of two proxies."""
+    from runtap.ingest import ingest_files
+    from tests.test_export import traffic
+    from tests.test_ingest import write_flows
+
+    tmp = tmp_path_factory.mktemp("ingested")
+    first, second = traffic()
+    write_flows(tmp / "a.mitm", first)
+    write_flows(tmp / "b.mitm", second)
+    paths = {name: str(tmp / f"{name}.duckdb") for name in ("a", "b", "all")}
+    ingest_files([str(tmp / "a.mitm")], paths["a"])
+    ingest_files([str(tmp / "b.mitm")], paths["b"])
+    ingest_files([str(tmp / "a.mitm"), str(tmp / "b.mitm")], paths["all"])
+    return paths
+
+
+def test_several_stores_give_the_spans_of_one(ingested, tmp_path):
+    _export("--otlp-file", str(tmp_path / "one.jsonl"), "--db", ingested["all"])
+    _export("--otlp-file", str(tmp_path / "two.jsonl"), "--db", ingested["a"], "--db", ingested["b"])
+    one, two = read_spans(str(tmp_path / "one.jsonl")), read_spans(str(tmp_path / "two.jsonl"))
+
+    def key(s):  # each ingest is a capture of its own: capture ids differ
+        attributes = sorted((k, v) for k, v in s.attributes.items() if k != "runtap.capture.id")
+        return s.trace_id, s.span_id, s.parent_id, s.name, s.start, s.end, attributes
+
+    assert sorted(map(key, one)) == sorted(map(key, two))
+    assert len({s.trace_id for s in one}) == 3
+
+
+def test_usage_without_observed_steps_and_calls_never_submitted(ingested, tmp_path):
+    out = str(tmp_path / "t.jsonl")
+    _export("--otlp-file", out, "--db", ingested["all"])
+    spans = read_spans(out)
+    runs = _query(ingested["all"], "SELECT run_id, model, status, prompt_tokens, completion_tokens FROM runs")
+    for run_id, model, status, prompt, completion in runs:
+        agent = f"{ids.span_id('run', run_id):016x}"
+        chats = [s for s in spans if s.parent_id == agent and operation(s) == "chat"]
+        # The run reported more input tokens than its one observed step (7/3): a second chat span
+        # has the rest (never negative: here the step reported more output tokens than the run).
+        assert {s.name for s in chats} == {f"chat {model}"} and len(chats) == 2
+        (rest,) = [s for s in chats if "runtap.usage.source" in s.attributes]
+        assert rest.attributes["gen_ai.usage.input_tokens"] == prompt - 7
+        assert rest.attributes["gen_ai.usage.output_tokens"] == max(completion - 3, 0)
+        (tool,) = [s for s in spans if s.parent_id == agent and operation(s) == "execute_tool"]
+        assert tool.attributes["runtap.tool.submitted"] is False
+        # Never submitted: from required_action until the run left requires_action.
+        (left,) = _query(
+            ingested["all"],
+            f"SELECT epoch_ns(observed_at) FROM run_transitions WHERE run_id = '{run_id}'"
+            " AND from_status = 'requires_action'",
+        )[0]
+        assert tool.end == left and tool.start < tool.end
+        (span,) = [s for s in spans if s.span_id == agent]
+        assert (span.attributes.get("error.type"), span.status_code) == (
+            ("failed", 2) if status == "failed" else (None, 1)
+        )
+
+
+def test_safe_urls_and_url_templates():
+    from runtap.otel.http_spans import safe_url, url_template
+
+    url = "https://user:pw@gw.example:8443/openai/threads/t1/runs?api-version=2024-05-01&key=SECRET&sig=S"
+    assert safe_url(url) == (
+        "https://gw.example:8443/openai/threads/t1/runs?api-version=2024-05-01",
+        "gw.example",
+        8443,
+        "https",
+    )
+    assert safe_url("http://127.0.0.1/v1/threads")[2] == 80
+    exchange = {"thread_id": "thread_1", "run_id": "run_1", "step_id": "step_1"}
+    assert url_template("/v1/threads/thread_1/runs/run_1/steps/step_1", exchange) == (
+        "/v1/threads/{thread_id}/runs/{run_id}/steps/{step_id}"
+    )
+
+
+def test_step_windows_stay_within_their_run():
+    from runtap.otel.spans import step_window
+
+    s = 1_000_000_000
+    live = {"in_progress_at": 3 * s, "done_at": 5 * s, "created_at": 2 * s, "status": "completed"}
+    assert step_window(live, 1 * s, 9 * s) == (3 * s, 5 * s, True)
+    listed_later = {"done_at": 20 * s, "created_at": 2 * s, "completed_at": 4 * s, "status": "completed"}
+    assert step_window(listed_later, 1 * s, 9 * s) == (2 * s, 4 * s, False)
+    seconds_only = {"created_at": 0, "completed_at": 10 * s, "status": "completed"}
+    assert step_window(seconds_only, 1 * s, 9 * s) == (1 * s, 9 * s, False)
+
+
+def test_message_text_of_strings_and_parts():
+    from runtap.otel.content import message_text
+
+    assert message_text("hi") == "hi"
+    parts = [{"type": "text", "text": "a"}, {"type": "image_file"}, {"type": "text", "text": {"value": "b"}}]
+    assert message_text(parts) == "a\nb"
+    assert message_text(None) == ""
