@@ -365,3 +365,18 @@ def test_message_text_of_strings_and_parts():
     parts = [{"type": "text", "text": "a"}, {"type": "image_file"}, {"type": "text", "text": {"value": "b"}}]
     assert message_text(parts) == "a\nb"
     assert message_text(None) == ""
+
+
+def test_a_store_read_in_several_passes_gives_the_same_sessions(exported):
+    from runtap.analysis.filters import Filters
+    from runtap.otel.load import load_sessions
+    from runtap.store.multi import open_sources
+
+    db, *_ = exported
+    with open_sources([db]) as con:
+        one = {s.key: s for s in load_sessions(con, Filters(), passes=1)}
+        three = list(load_sessions(con, Filters(), passes=3))
+    assert len(three) == len(one) == 6 and {s.key for s in three} == set(one)
+    for session in three:  # rows of one part come in no particular order (the span model sorts them)
+        for part in ("runs", "steps", "tools", "transitions", "exchanges"):
+            assert sorted(map(repr, getattr(session, part))) == sorted(map(repr, getattr(one[session.key], part)))
