@@ -32,6 +32,7 @@ from runtap.otel.content import RunContent, run_contents
 from runtap.otel.http_spans import exchange_span_fields
 from runtap.otel.load import Session
 from runtap.otel.status import status_events
+from runtap.otel.timing import run_window, step_window, tool_window
 
 PROVIDER = {"gen_ai.provider.name": "openai", "llm.provider": "openai", "llm.system": "openai"}
 # gen_ai.tool.type of the Assistants tool types (the conventions' function / extension / datastore).
@@ -58,7 +59,7 @@ class SpanModel:
         if session.thread_id is not None:
             root = self._context(trace, ids.span_id("thread", session.thread_id))
         agents = {}
-        for run in sorted(session.runs, key=lambda r: (_run_window(r)[0], r["run_id"])):
+        for run in sorted(session.runs, key=lambda r: (run_window(r)[0], r["run_id"])):
             agent = self._context(trace, ids.span_id("run", run["run_id"]))
             agents[run["run_id"]] = agent
             out += self._run_spans(session, run, agent, root, contents.get(run["run_id"]))
@@ -107,7 +108,7 @@ class SpanModel:
         )
 
     def _run_spans(self, session, run, agent, root, content: RunContent | None) -> list[ReadableSpan]:
-        start, end = _run_window(run)
+        start, end = run_window(run)
         model = run.get("model")
         run_id = run["run_id"]
         common = {"gen_ai.conversation.id": run.get("thread_id"), "session.id": run.get("thread_id")}
@@ -265,49 +266,3 @@ def run_outcome(run: dict) -> tuple[str | None, Status]:
     if status == "completed":
         return None, Status(StatusCode.OK)
     return None, Status(StatusCode.UNSET)
-
-
-def _run_window(run: dict) -> tuple[int, int]:
-    """From the request that created the run (its first sighting) to its first terminal status.
-
-    A run first seen more than a second after the API's `created_at` (whole seconds) was created
-    unobserved: it starts at `created_at` then. A run never seen ending ends at its last sighting.
-    """
-    start = run.get("first_request_at") or run["first_observed_at"]
-    created = run.get("created_at")
-    if created is not None and created + 1_000_000_000 < start:
-        start = created
-    end = run.get("ended_at") or run.get("last_observed_at") or start
-    return start, max(start, end)
-
-
-def _clamp(value: int, low: int, high: int) -> int:
-    return min(max(value, low), high)
-
-
-def step_window(step: dict, run_start: int, run_end: int) -> tuple[int, int, bool]:
-    """A step's span and whether both ends were observed: observed times when seen live (streams,
-    polls), else the API's own (whole seconds, e.g. steps listed after the run ended), within the
-    run's span."""
-    start, end = step.get("in_progress_at"), step.get("done_at")
-    live = start is not None and start <= run_end and end is not None and end <= run_end
-    if start is None or start > run_end:
-        start = step.get("created_at") or run_start
-    if end is None or end > run_end:
-        api_end = {"completed": "completed_at", "failed": "failed_at", "cancelled": "cancelled_at"}
-        end = step.get(api_end.get(step.get("status"), "")) or run_end
-    start = _clamp(start, run_start, run_end)
-    return start, _clamp(end, start, run_end), live
-
-
-def tool_window(tool: dict, step: tuple[int, int, bool] | None, transitions: list[dict], run: tuple[int, int]):
-    """A function call runs from the run's required_action to the client's submit; a tool the
-    server runs (code_interpreter, file_search) spans its step."""
-    if tool.get("type") not in (None, "function"):
-        return step[:2] if step else run
-    start = tool.get("required_at") or tool.get("first_observed_at") or run[0]
-    end = tool.get("submitted_at")
-    if end is None:  # never submitted: until the run left requires_action, or ended
-        left = [t["observed_at"] for t in transitions if t["from_status"] == "requires_action"]
-        end = min((t for t in left if t >= start), default=run[1])
-    return start, max(start, end)

@@ -347,7 +347,7 @@ def test_safe_urls_and_url_templates():
 
 
 def test_step_windows_stay_within_their_run():
-    from runtap.otel.spans import step_window
+    from runtap.otel.timing import step_window
 
     s = 1_000_000_000
     live = {"in_progress_at": 3 * s, "done_at": 5 * s, "created_at": 2 * s, "status": "completed"}
