@@ -534,21 +534,43 @@ def serve(db, listen, speed):
 @click.option(
     "--parquet",
     "out_dir",
-    required=True,
     type=click.Path(file_okay=False),
-    help="Directory to write (new, empty, or an earlier runtap export, which is replaced).",
+    help="Directory to write every table and view to as Parquet (new, empty, or an earlier runtap export).",
 )
-@db_option
-def export(out_dir, db):
-    """Export every table and derived view as Parquet, partitioned by day (UTC).
+@click.option("--otlp", metavar="URL", help="OTLP/HTTP receiver to send traces to, e.g. http://127.0.0.1:4318.")
+@click.option("--otlp-file", type=click.Path(dir_okay=False), help="File to write traces to as OTLP JSON lines.")
+@click.option(
+    "--include-content", is_flag=True, help="Traces: add messages and tool arguments/results (off by default)."
+)
+@stores_option
+@report_filters
+def export(out_dir, otlp, otlp_file, include_content, dbs, since, until, models, assistants, threads, captures):
+    """Export the recording: Parquet files, or OpenTelemetry traces.
 
-    The directory gets a README.md and a runtap-export.json manifest describing every column.
-    DuckDB, polars, Spark or Trino can read it, and so can runtap, as one of several stores
-    (`store.multi`).
+    --parquet DIR writes every table and derived view, partitioned by day (UTC), with a README.md
+    and a runtap-export.json manifest; DuckDB, polars, Spark, Trino and runtap itself read it.
+
+    --otlp URL / --otlp-file FILE export one trace per thread: an invoke_agent span per run, chat
+    spans with token usage, execute_tool spans, a span per HTTP exchange (GenAI and OpenInference
+    attributes). Takes the report filters and several --db. Receiver headers, timeout and TLS come
+    from the standard OTEL_EXPORTER_OTLP_* variables.
     """
-    from runtap.store.export import export_parquet
+    from runtap.analysis import Filters
 
-    result = export_parquet(db, out_dir)
-    for name, rows in result.rows.items():
-        click.echo(f"{name:24} {rows:>10,} rows")
-    click.echo(f"wrote {out_dir} in {result.seconds:.1f}s")
+    if sum(x is not None for x in (out_dir, otlp, otlp_file)) != 1:
+        raise BadInput("give exactly one of --parquet DIR, --otlp URL, --otlp-file FILE")
+    filters = Filters(since, until, models, assistants, threads, captures)
+    if out_dir is not None:
+        from runtap.store.export import export_parquet
+
+        if len(dbs) != 1 or filters != Filters() or include_content:
+            raise BadInput("--parquet exports one store file whole: one --db, no filters, no --include-content")
+        result = export_parquet(dbs[0], out_dir)
+        for name, rows in result.rows.items():
+            click.echo(f"{name:24} {rows:>10,} rows")
+        click.echo(f"wrote {out_dir} in {result.seconds:.1f}s")
+        return
+    from runtap.otel.export import export_traces
+
+    result = export_traces(dbs, filters, otlp=otlp, otlp_file=otlp_file, include_content=include_content)
+    click.echo(result.summary())

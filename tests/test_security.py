@@ -7,6 +7,7 @@ import asyncio
 import glob
 import os
 import pathlib
+import re
 import subprocess
 import threading
 
@@ -86,6 +87,22 @@ def test_no_secret_in_the_store_or_log_with_the_responses_api(responses_recorded
     assert b"[REDACTED]" in pathlib.Path(db).read_bytes()
     for secret in SECRETS:
         assert secret not in log
+
+
+def test_no_secret_in_exported_traces(recorded, tmp_path):
+    db, *_ = recorded
+    out = tmp_path / "traces.jsonl"
+    result = subprocess.run(
+        [*RUNTAP, "export", "--otlp-file", str(out), "--include-content", "--db", db],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and re.match(r"exported [1-9]\d* traces", result.stdout), result.stderr
+    raw = out.read_text()
+    assert "invoke_agent" in raw and "execute_tool" in raw
+    for secret in SECRETS + ["REDACTED"]:
+        assert secret not in raw
 
 
 class _HeaderSink:
