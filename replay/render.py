@@ -148,6 +148,12 @@ def render_costs(rows: list[dict], console: Console) -> None:
             "-" if change is None else f"{change - 1:+.1%}",
         )
     console.print(table)
+    total = rows[-1]
+    if total["runs_without_usage"] or total["responses_without_usage"]:
+        console.print(
+            f"note: {total['runs_without_usage']} run(s) and {total['responses_without_usage']} response(s) "
+            "reported no usage (v1 runs, cancelled or unfinished): counted, but not in the token sums or cost"
+        )
 
 
 _COUNTS = (

@@ -30,7 +30,8 @@ DDL = (
     """CREATE TABLE IF NOT EXISTS replay_costs (
         replay_id VARCHAR, model VARCHAR, runs INTEGER, responses INTEGER,
         old_input_tokens BIGINT, new_input_tokens BIGINT, old_output_tokens BIGINT, new_output_tokens BIGINT,
-        new_cached_tokens BIGINT, old_cost_usd DOUBLE, new_cost_usd DOUBLE, cost_change DOUBLE)""",
+        new_cached_tokens BIGINT, old_cost_usd DOUBLE, new_cost_usd DOUBLE, cost_change DOUBLE,
+        runs_without_usage INTEGER, responses_without_usage INTEGER)""",
     "ALTER TABLE replays ADD COLUMN IF NOT EXISTS api VARCHAR",
     "ALTER TABLE replays ADD COLUMN IF NOT EXISTS skipped INTEGER",
     "ALTER TABLE replay_sessions ADD COLUMN IF NOT EXISTS skipped VARCHAR",

@@ -2,7 +2,9 @@
 
 Both sides are priced by `runtap.analysis.costs` (genai-prices): runs at the input and output
 prices, responses as the reports price them (cached input tokens at the cached input price). A
-model genai-prices does not know has a null cost, never zero. The last row adds every model up.
+model genai-prices does not know has a null cost, never zero. Runs and responses that reported
+no usage (v1 runs, cancelled ones) are counted but add no tokens; a model none of whose runs
+reported usage has null tokens. The last row, `all`, adds every model up.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ COLUMNS = (
     "old_cost_usd",
     "new_cost_usd",
     "cost_change",
+    "runs_without_usage",
+    "responses_without_usage",
 )
 _SIDE = {"model": pl.String, "input": pl.Int64, "output": pl.Int64, "cached": pl.Int64}
 
@@ -53,7 +57,14 @@ def migration_costs(runs: list[dict], responses: list[dict]) -> list[dict]:
         cached_cost_usd(pl.col("input"), pl.col("cached"), pl.col("output")).alias("cost")
     )
     table = (
-        old.select("model", runs="count", old_input_tokens="input", old_output_tokens="output", old_cost_usd="cost")
+        old.select(
+            "model",
+            runs="count",
+            old_input_tokens="input",
+            old_output_tokens="output",
+            old_cost_usd="cost",
+            runs_without_usage="without_usage",
+        )
         .join(
             new.select(
                 "model",
@@ -62,18 +73,19 @@ def migration_costs(runs: list[dict], responses: list[dict]) -> list[dict]:
                 new_output_tokens="output",
                 new_cached_tokens="cached",
                 new_cost_usd="cost",
+                responses_without_usage="without_usage",
             ),
             on="model",
             how="full",
             coalesce=True,
         )
-        .with_columns(pl.col("runs", "responses").fill_null(0))
+        .with_columns(pl.col("runs", "responses", "runs_without_usage", "responses_without_usage").fill_null(0))
         .sort("model")
         .collect()
     )
     total = table.select(
         pl.lit("all").alias("model"),
-        *(pl.col(c).sum() for c in COLUMNS[1:8]),
+        *(pl.col(c).sum() for c in (*COLUMNS[1:8], *COLUMNS[11:])),
         *(pl.when(pl.col(c).is_null().all()).then(None).otherwise(pl.col(c).sum()).alias(c) for c in COLUMNS[8:10]),
     )
     table = pl.concat([table, total], how="diagonal_relaxed").with_columns(
@@ -85,8 +97,11 @@ def migration_costs(runs: list[dict], responses: list[dict]) -> list[dict]:
 
 def _side(rows: list[tuple]) -> pl.LazyFrame:
     frame = pl.LazyFrame(rows, schema=_SIDE, orient="row")
+    known = pl.col("input").is_not_null().any()  # none of them reported usage: null, not 0
     return frame.group_by("model").agg(
-        pl.len().cast(pl.Int64).alias("count"), pl.col("input").sum(), pl.col("output").sum(), pl.col("cached").sum()
+        pl.len().cast(pl.Int64).alias("count"),
+        *(pl.when(known).then(pl.col(c).sum()).alias(c) for c in ("input", "output", "cached")),
+        pl.col("input").is_null().sum().cast(pl.Int64).alias("without_usage"),
     )
 
 
