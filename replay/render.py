@@ -11,7 +11,7 @@ from rich.table import Table
 
 from runtap.analysis.formats import console_for
 from runtap.replay.matchers import Difference
-from runtap.replay.runner import ReplayReport, SessionResult
+from runtap.replay.runner import NotComparable, ReplayReport, SessionResult
 
 
 def to_dict(report: ReplayReport) -> dict[str, Any]:
@@ -120,8 +120,9 @@ def render_table(report: ReplayReport, console: Console) -> None:
             if s.differences:
                 table.add_row("", "whole session", "", "", _result(s.differences))
             console.print(table)
-        for n in s.not_comparable:
-            console.print(f"  [dim]not comparable: #{n.step_index} {n.operation}: {_escape(n.reason)}[/]")
+        for (operation, reason), steps in _grouped(s.not_comparable).items():
+            where = " ".join(f"#{i}" for i in steps)
+            console.print(f"  [dim]not comparable: {operation} {where}: {_escape(reason)}[/]")
     colour = "green" if report.failed == 0 else "red"
     skipped = f", {report.skipped} skipped" if migration else ""
     console.print(
@@ -130,6 +131,14 @@ def render_table(report: ReplayReport, console: Console) -> None:
     )
     if migration and report.costs:
         render_costs(report.costs, console)
+
+
+def _grouped(items: list[NotComparable]) -> dict[tuple, list]:
+    """Not-comparable items by operation and reason, with the steps each was seen at."""
+    groups: dict[tuple, list] = {}
+    for n in items:
+        groups.setdefault((n.operation, n.reason), []).append(n.step_index)
+    return groups
 
 
 def render_costs(rows: list[dict], console: Console) -> None:
