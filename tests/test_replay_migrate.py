@@ -17,7 +17,7 @@ from runtap.replay.migrate.compare import match_message, match_run, match_stream
 from runtap.replay.migrate.costs import migration_costs
 from runtap.replay.migrate.native import native_sessions
 from runtap.replay.migrate.observe import observe_response
-from runtap.replay.migrate.translate import response_template, translate
+from runtap.replay.migrate.translate import UNKNOWN_START, response_template, translate
 from runtap.replay.observe import observe
 from runtap.replay.sessions import build_sessions
 from tests.recorded import at, recorded
@@ -542,3 +542,22 @@ def test_native_responses_traffic_is_grouped_by_conversation_and_response_chain(
         "native Responses API traffic (createResponse x2, getResponse, listInputItems): "
         "already on the Responses API: nothing to translate, not replayed"
     )
+
+
+def test_a_thread_created_before_the_recording_is_said_once():
+    t = "thread_4"
+    session = _session(
+        recorded("e1", "POST", f"/threads/{t}/messages", thread=t, body=json.dumps({"role": "user", "content": "Hi"})),
+        recorded(
+            "e2",
+            "POST",
+            f"/threads/{t}/runs",
+            thread=t,
+            body='{"assistant_id": "a"}',
+            response=_run("queued"),
+            started=1,
+        ),
+    )
+    message, create = translate(session).actions
+    assert (message.kind, message.not_comparable) == ("conversation", (UNKNOWN_START,))
+    assert (create.kind, create.not_comparable) == ("response", ())

@@ -80,12 +80,11 @@ class Sender:
         response_id = live.current.get(action.run_id or "")
         if response_id is None:
             return _not_sent(f"needs the response standing for run {action.run_id}, which the replay never got")
-        path = self._path(f"responses/{response_id}")
         if action.kind == "cancel":
-            view = self._send("POST", f"{path}/cancel", None)[0]
+            view = self._send("POST", self._path(f"responses/{response_id}/cancel"), None)[0]
             live.note(action.run_id, view)
             return Done(view, target=f"POST {self.t.prefix}/responses/{{id}}/cancel")
-        view, notes = self._poll(path, wanted)
+        view, notes = self._poll(self._path(f"responses/{response_id}"), wanted)
         live.note(action.run_id, view)
         return Done(view, target=f"GET {self.t.prefix}/responses/{{id}} (polled)", notes=notes)
 
@@ -108,7 +107,7 @@ class Sender:
     def _new_conversation(self, items: list[dict], metadata: dict | None, live: Live) -> ResponseView:
         body = {"items": items} | ({"metadata": metadata} if metadata else {})
         view = self._send("POST", self._path("conversations"), body)[0]
-        conversation = (view.object or {}).get("id") if view.status_code == 200 else None
+        conversation = (view.object or {}).get("id") if (view.status_code or 500) < 300 else None
         if conversation:
             live.conversation = conversation
             live.ids.bind(self.t.session.thread_id, conversation)

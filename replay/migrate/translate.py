@@ -23,7 +23,7 @@ assistant's; the request usually only names the assistant), the request filling 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -34,6 +34,7 @@ from runtap.replay.runner import recorded_observation
 from runtap.replay.sessions import Session, Step
 
 RUN_CREATES = {"createRun", "createThreadAndRun"}
+UNKNOWN_START = "the thread was created before the recording: its earlier messages are not in the conversation"
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,12 @@ def translate(session: Session) -> Translation:
     cancelled = {_route_run(s) for s in session.steps if s.first.operation == "cancelRun"}
     translation = Translation(session, [], recorded, prefix=_prefix(session), query=_query(session))
     has_conversation = False
+    # A thread created before the recording: its earlier messages are unknown (said once).
+    unknown_start = not any(s.first.operation in ("createThread", "createThreadAndRun") for s in session.steps)
     for step, rec in zip(session.steps, recorded):
         op = step.first.operation
         if op in RUN_CREATES:
-            action = _create(step, rec, runs, translation, cancelled, has_conversation)
+            action = _create(step, rec, runs, translation, cancelled)
         elif op in ("createThread", "createMessage"):
             action = _conversation(step, op, has_conversation)
         elif op in ("getRun", "cancelRun", "submitToolOutputsToRun"):
@@ -92,12 +95,15 @@ def translate(session: Session) -> Translation:
         else:
             reason = mapping.NO_COUNTERPART.get(op or "", f"{op or step.first.method} has no Responses counterpart")
             action = Action(step, "none", _route_run(step), not_comparable=(reason,))
-        has_conversation = has_conversation or action.kind in ("conversation", "items", "response")
+        if action.kind in ("conversation", "items", "response"):
+            if unknown_start and not has_conversation:
+                action = replace(action, not_comparable=(UNKNOWN_START, *action.not_comparable))
+            has_conversation = True
         translation.actions.append(action)
     return translation
 
 
-def _create(step, rec: Outcome, runs: dict, translation: Translation, cancelled: set, has_conversation: bool):
+def _create(step: Step, rec: Outcome, runs: dict, translation: Translation, cancelled: set) -> Action:
     refused = _refused(step, rec)
     run_id = next(iter(rec.objects["run"]), None)
     if refused or run_id is None:
@@ -118,10 +124,6 @@ def _create(step, rec: Outcome, runs: dict, translation: Translation, cancelled:
             )
     else:
         notes_items = []
-        if not has_conversation:
-            notes.append(
-                "the thread was created before the recording: its earlier messages are not in the conversation"
-            )
     inputs, notes_inputs = _items(request.get("additional_messages"))
     streamed = step.first.streamed
     return Action(
