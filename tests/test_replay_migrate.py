@@ -131,8 +131,6 @@ def test_the_response_template_takes_the_run_object_first_and_lists_what_it_drop
         "tool_choice": "auto",
         "parallel_tool_calls": True,
         "metadata": {"team": "a"},
-        "temperature": 1.0,
-        "top_p": 1.0,
         "truncation": "auto",
     }
     assert notes == [
@@ -142,6 +140,8 @@ def test_the_response_template_takes_the_run_object_first_and_lists_what_it_drop
     ]
     bare, _ = response_template({"model": "gpt-4o", "tools": [], "tool_choice": "auto"}, {"max_completion_tokens": 300})
     assert bare == {"model": "gpt-4o", "tools": [], "max_output_tokens": 300}  # no tool_choice without tools
+    warm, _ = response_template({"model": "gpt-4o", "temperature": 0.2, "top_p": 1.0}, {})
+    assert (warm["temperature"], "top_p" in warm) == (0.2, False)  # the default (1) is left out
 
 
 # --- translation --------------------------------------------------------------------------

@@ -196,8 +196,9 @@ def response_template(run: dict, request: dict) -> tuple[dict, list[str]]:
         "tool_choice": mapping.tool_choice(pick("tool_choice")),
         "parallel_tool_calls": pick("parallel_tool_calls"),
         "metadata": pick("metadata") or None,
-        "temperature": pick("temperature"),
-        "top_p": pick("top_p"),
+        # 1 is both APIs' default, and reasoning models refuse the parameters even then
+        "temperature": _unless_default(pick("temperature")),
+        "top_p": _unless_default(pick("top_p")),
         "max_output_tokens": pick("max_completion_tokens"),
         "text": mapping.text_format(pick("response_format")),
         "reasoning": {"effort": pick("reasoning_effort")} if pick("reasoning_effort") else None,
@@ -214,6 +215,10 @@ def response_template(run: dict, request: dict) -> tuple[dict, list[str]]:
     if not tools:
         fields.pop("tool_choice")  # a tool choice without tools is refused
     return {k: v for k, v in fields.items() if v is not None}, notes
+
+
+def _unless_default(value: Any) -> Any:
+    return None if value == 1 else value
 
 
 def _items(messages: Any) -> tuple[tuple[dict, ...], list[str]]:
