@@ -206,6 +206,13 @@ def demo(db, seed):
     "--max-slowdown", type=float, help="Fail a step slower than recorded by more than this factor (off by default)."
 )
 @click.option("--ignore", multiple=True, help="Difference path to ignore, e.g. '$.runs[*].instructions' (repeatable).")
+@click.option(
+    "--api",
+    type=click.Choice(["runs", "responses"]),
+    default="runs",
+    show_default=True,
+    help="runs: replay as recorded; responses: translate each session to the Responses API (a migration test).",
+)
 @click.option("--junit", "junit", type=click.Path(dir_okay=False), help="Also write a JUnit XML report to FILE.")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format."
@@ -216,20 +223,17 @@ def replay(ctx, **params):
 
     Each recorded thread is one session: threads are recreated, new ids are learned and
     rewritten, poll loops wait for the recorded outcome, streams are replayed as streams.
+    With --api responses each session is translated to the Responses API (threads become
+    conversations, runs responses) and compared outcome by outcome; what has no counterpart is
+    listed as not comparable, and the report adds tokens and cost per model, old against new.
     Exit code 0 when every session passes, 1 on a regression, 2 when replay could not run.
     Results are also stored in the first --db store file.
     """
+    from runtap.replay.main import replay_and_report
     from runtap.replay.options import ReplayOptions
-    from runtap.replay.render import render_report
-    from runtap.replay.results import save_report
-    from runtap.replay.runner import run_replay
 
     junit, fmt = params.pop("junit"), params.pop("fmt")
-    opts = ReplayOptions.from_command_line(**params)
-    report = run_replay(opts)
-    save_report(opts.results_db, report)
-    render_report(report, fmt, junit)
-    ctx.exit(0 if report.failed == 0 else 1)
+    ctx.exit(replay_and_report(ReplayOptions.from_command_line(**params), fmt, junit))
 
 
 # --- simulate ---------------------------------------------------------------------------------

@@ -86,13 +86,24 @@ def send_step(
     return Sent(obs, (time.monotonic() - started) * 1000, target, notes)
 
 
-def _send(client: httpx.Client, method: str, target: str, body: str | None, hdrs) -> tuple[Outcome, int | None]:
-    """One request and the poll delay the target asked for; a stream is read to its end (or break)."""
+@dataclass
+class Answer:
+    """One HTTP answer as text: what `exchange` read, before anything is made of it."""
+
+    status_code: int | None  # None: no answer at all
+    text: str = ""
+    streamed: bool = False  # an SSE stream (read to its end, or to where it broke off)
+    error: str | None = None  # transport trouble: no answer, or a stream cut short
+    poll_after_ms: int | None = None  # the `openai-poll-after-ms` the target asked for
+
+
+def exchange(client: httpx.Client, method: str, target: str, body: str | None, hdrs) -> Answer:
+    """Send one request and read the whole answer; a stream is read to its end (or its break)."""
     request = client.build_request(method, target, content=body.encode() if body else None, headers=hdrs)
     try:
         response = client.send(request, stream=True)
     except httpx.TimeoutException as exc:
-        return Outcome(status_code=None, error=f"no answer: {first_line(exc)}"), None
+        return Answer(None, error=f"no answer: {first_line(exc)}")
     chunks: list[str] = []
     error = None
     try:
@@ -103,9 +114,17 @@ def _send(client: httpx.Client, method: str, target: str, body: str | None, hdrs
     finally:
         response.close()
     streamed = response.headers.get("content-type", "").startswith("text/event-stream")
-    obs = observe(response.status_code, "".join(chunks), streamed=streamed)
-    obs.error = obs.error or error
-    return obs, _poll_after(response)
+    return Answer(response.status_code, "".join(chunks), streamed, error, _poll_after(response))
+
+
+def _send(client: httpx.Client, method: str, target: str, body: str | None, hdrs) -> tuple[Outcome, int | None]:
+    """One request observed, and the poll delay the target asked for."""
+    answer = exchange(client, method, target, body, hdrs)
+    if answer.status_code is None:
+        return Outcome(status_code=None, error=answer.error), None
+    obs = observe(answer.status_code, answer.text, streamed=answer.streamed)
+    obs.error = obs.error or answer.error
+    return obs, answer.poll_after_ms
 
 
 def _wait(client: httpx.Client, step: Step, target: str, hdrs, timeout: float):

@@ -165,8 +165,21 @@ def match_tool_calls(
     return diffs
 
 
-def match_usage(path: str, a: dict | None, b: dict | None, tolerance: float) -> list[Difference]:
-    """Token counts must agree within a relative tolerance (0.10 = 10%)."""
+USAGE_KEYS = (
+    ("prompt_tokens", "prompt_tokens"),
+    ("completion_tokens", "completion_tokens"),
+    ("total_tokens", "total_tokens"),
+)
+
+
+def match_usage(
+    path: str, a: dict | None, b: dict | None, tolerance: float, keys: tuple[tuple[str, str], ...] = USAGE_KEYS
+) -> list[Difference]:
+    """Token counts must agree within a relative tolerance (0.10 = 10%).
+
+    `keys` pairs each recorded count with the replayed one it is compared to (the same names by
+    default; a run's prompt_tokens with a response's input_tokens in a migration).
+    """
     if not isinstance(a, dict) or not isinstance(b, dict):
         return (
             []
@@ -174,19 +187,20 @@ def match_usage(path: str, a: dict | None, b: dict | None, tolerance: float) -> 
             else [Difference(path, a, b, FAILURE, f"token usage: recorded {a!r}, replayed {b!r}")]
         )
     diffs = []
-    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
-        x, y = a.get(key), b.get(key)
+    for key, other in keys:
+        x, y = a.get(key), b.get(other)
         if not isinstance(x, int) or not isinstance(y, int):
             continue
         if abs(y - x) > tolerance * max(abs(x), 1):
             change = f"{y / x:.2f}x" if x else "from 0"
+            label = key if key == other else f"{key} -> {other}"
             diffs.append(
                 Difference(
                     f"{path}.{key}",
                     x,
                     y,
                     FAILURE,
-                    f"{key}: recorded {x}, replayed {y} ({change}, tolerance {tolerance:.0%})",
+                    f"{label}: recorded {x}, replayed {y} ({change}, tolerance {tolerance:.0%})",
                 )
             )
     return diffs

@@ -15,6 +15,8 @@ from runtap.errors import RuntapError
 from runtap.recordings.pacing import check_speed
 from runtap.store.multi import expand_sources
 
+APIS = ("runs", "responses")
+
 
 @dataclass(frozen=True)
 class ReplayOptions:
@@ -33,6 +35,7 @@ class ReplayOptions:
     token_tolerance: float = 0.10
     max_slowdown: float | None = None  # off by default
     ignore: tuple[str, ...] = ()  # difference paths (glob) to ignore
+    api: str = "runs"  # runs: as recorded; responses: translated to the Responses API (a migration)
 
     @classmethod
     def from_command_line(
@@ -46,12 +49,15 @@ class ReplayOptions:
         dbs: tuple[str, ...],
         threads: tuple[str, ...],
         ignore: tuple[str, ...],
+        api: str = "runs",
         **numbers,
     ) -> ReplayOptions:
         """Validate and parse `runtap replay`'s options as given on the command line; RuntapError if bad."""
         from runtap.analysis.filters import parse_instant
 
         check_numbers(**numbers)
+        if api not in APIS:
+            raise RuntapError(f"--api must be one of {', '.join(APIS)}, got {api!r}")
         return cls(
             target=parse_target(target),
             dbs=tuple(dbs),
@@ -61,6 +67,7 @@ class ReplayOptions:
             headers=parse_headers(headers),
             id_map=parse_id_map(map_ids),
             ignore=tuple(ignore),
+            api=api,
             **numbers,
         )
 

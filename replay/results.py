@@ -1,9 +1,11 @@
 """Keep replay results in the store, so they can be reported on later.
 
-Replay owns three tables, created here with CREATE TABLE IF NOT EXISTS: `replays` (one row per
-`runtap replay`), `replay_sessions` (one per session) and `replay_differences` (one per
-difference). The store is opened read-write only for the write, retrying while a recording
-proxy holds the lock.
+Replay owns four tables, created here with CREATE TABLE IF NOT EXISTS: `replays` (one row per
+`runtap replay`, with the API it spoke), `replay_sessions` (one per session; a skipped one has
+its reason), `replay_differences` (one per difference; what a migration could not compare is a
+row of severity `not comparable`) and `replay_costs` (a migration's tokens and cost per model,
+old and new). Columns added since a table was made are added to it first. The store is opened
+read-write only for the write, retrying while a recording proxy holds the lock.
 """
 
 from __future__ import annotations
@@ -25,7 +27,17 @@ DDL = (
     """CREATE TABLE IF NOT EXISTS replay_differences (
         replay_id VARCHAR, thread_id VARCHAR, step_index INTEGER, step_name VARCHAR,
         path VARCHAR, severity VARCHAR, message VARCHAR, recorded JSON, replayed JSON)""",
+    """CREATE TABLE IF NOT EXISTS replay_costs (
+        replay_id VARCHAR, model VARCHAR, runs INTEGER, responses INTEGER,
+        old_input_tokens BIGINT, new_input_tokens BIGINT, old_output_tokens BIGINT, new_output_tokens BIGINT,
+        new_cached_tokens BIGINT, old_cost_usd DOUBLE, new_cost_usd DOUBLE, cost_change DOUBLE,
+        runs_without_usage INTEGER, responses_without_usage INTEGER)""",
+    "ALTER TABLE replays ADD COLUMN IF NOT EXISTS api VARCHAR",
+    "ALTER TABLE replays ADD COLUMN IF NOT EXISTS skipped INTEGER",
+    "ALTER TABLE replay_sessions ADD COLUMN IF NOT EXISTS skipped VARCHAR",
+    "ALTER TABLE replay_sessions ADD COLUMN IF NOT EXISTS not_comparable INTEGER",
 )
+NOT_COMPARABLE = "not comparable"
 
 
 def save_report(db: str | None, report: ReplayReport) -> None:
@@ -42,6 +54,8 @@ def save_report(db: str | None, report: ReplayReport) -> None:
             "failures": sum(d.severity == "failure" for d in s.all_differences()),
             "warnings": sum(d.severity == "warning" for d in s.all_differences()),
             "duration_ms": s.duration_ms,
+            "skipped": s.skipped,
+            "not_comparable": len(s.not_comparable),
         }
         for s in report.sessions
     ]
@@ -61,26 +75,39 @@ def save_report(db: str | None, report: ReplayReport) -> None:
         for index, name, diffs in [(r.step.index, r.step.name, r.differences) for r in s.steps]
         + [(None, "session", s.differences)]
         for d in diffs
+    ] + [
+        {
+            "replay_id": report.replay_id,
+            "thread_id": s.thread_id,
+            "step_index": n.step_index,
+            "step_name": n.operation,
+            "path": f"$.operations.{n.operation}",
+            "severity": NOT_COMPARABLE,
+            "message": n.reason,
+        }
+        for s in report.sessions
+        for n in s.not_comparable
     ]
+    replay = {
+        "replay_id": report.replay_id,
+        "target": report.target,
+        "started_at": report.started_at,
+        "finished_at": report.finished_at,
+        "sessions": len(report.sessions),
+        "passed": report.passed,
+        "failed": report.failed,
+        "api": report.api,
+        "skipped": report.skipped,
+    }
     con = connect_with_retry(db, read_only=False)
     try:
         for statement in DDL:
             con.execute(statement)
         con.execute("BEGIN")
-        con.execute(
-            "INSERT INTO replays VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                report.replay_id,
-                report.target,
-                report.started_at,
-                report.finished_at,
-                len(report.sessions),
-                report.passed,
-                report.failed,
-            ],
-        )
+        _insert(con, "replays", [replay])
         _insert(con, "replay_sessions", sessions)
         _insert(con, "replay_differences", differences)
+        _insert(con, "replay_costs", [{"replay_id": report.replay_id, **row} for row in report.costs])
         con.execute("COMMIT")
     finally:
         con.close()

@@ -42,19 +42,32 @@ class StepResult:
         return not any(d.severity == FAILURE for d in self.differences)
 
 
+@dataclass(frozen=True)
+class NotComparable:
+    """Something recorded that the target's API has no counterpart for: reported, never a failure."""
+
+    step_index: int | None  # the recorded step it belongs to (None: the whole session)
+    operation: str | None
+    reason: str
+
+
 @dataclass
 class SessionResult:
-    """One replayed session (thread)."""
+    """One replayed session (thread), or one skipped with the reason."""
 
     thread_id: str
     replayed_thread_id: str | None
     steps: list[StepResult]
     differences: list[Difference]  # session-wide: status sequences
     duration_ms: float
+    not_comparable: list[NotComparable] = field(default_factory=list)
+    skipped: str | None = None  # why the session was not replayed at all
 
     @property
     def passed(self) -> bool:
-        """True when every step passed and no session-wide failure was found."""
+        """True when every step passed and no session-wide failure was found (never for a skipped one)."""
+        if self.skipped is not None:
+            return False
         return all(s.passed for s in self.steps) and not any(d.severity == FAILURE for d in self.differences)
 
     def all_differences(self) -> list[Difference]:
@@ -71,6 +84,8 @@ class ReplayReport:
     started_at: datetime
     finished_at: datetime | None = None
     sessions: list[SessionResult] = field(default_factory=list)
+    api: str = "runs"  # the API the target was spoken to in: runs (as recorded) or responses
+    costs: list[dict] = field(default_factory=list)  # responses: tokens and cost per model, old and new
 
     @property
     def passed(self) -> int:
@@ -78,9 +93,14 @@ class ReplayReport:
         return sum(s.passed for s in self.sessions)
 
     @property
+    def skipped(self) -> int:
+        """Number of sessions not replayed (nothing in them has a counterpart in the target's API)."""
+        return sum(s.skipped is not None for s in self.sessions)
+
+    @property
     def failed(self) -> int:
-        """Number of sessions with at least one regression."""
-        return len(self.sessions) - self.passed
+        """Number of replayed sessions with at least one regression."""
+        return len(self.sessions) - self.passed - self.skipped
 
 
 def run_replay(opts: ReplayOptions) -> ReplayReport:
@@ -101,11 +121,11 @@ def run_replay(opts: ReplayOptions) -> ReplayReport:
                     f.cancel()
                 raise
     report.finished_at = datetime.now(UTC)
-    _check_credentials(report)
+    check_credentials(report)
     return report
 
 
-def _check_credentials(report: ReplayReport) -> None:
+def check_credentials(report: ReplayReport) -> None:
     """Every session refused at its first step for auth is a set-up error, not a regression."""
     firsts = [s.steps[0] for s in report.sessions if s.steps]
     if firsts and all(f.replayed_status in (401, 403) and (f.recorded_status or 0) < 400 for f in firsts):
@@ -132,7 +152,7 @@ def replay_session(client: httpx.Client, session: Session, opts: ReplayOptions) 
     results: list[StepResult] = []
     started = time.monotonic()
     for step, rec in zip(session.steps, recorded):
-        _pace(session, step, started, opts.speed)
+        pace(session, step, started, opts.speed)
         sent = send_step(client, step, ids, opts.headers, opts.timeout)
         diffs = drop_ignored(sent.notes, opts.ignore)
         rep = sent.observation
@@ -179,7 +199,7 @@ def _status_sequences(recorded: list[Outcome], replayed: list[Outcome], ids: IdM
     return diffs
 
 
-def _pace(session: Session, step: Step, started: float, speed: float) -> None:
+def pace(session: Session, step: Step, started: float, speed: float) -> None:
     """With speed N > 0, start each step at its recorded offset divided by N."""
     if speed == 0 or session.started_at is None or step.first.started_at is None:
         return

@@ -109,8 +109,24 @@ def load_sessions(
     Raises RuntapError when the store has no session matching the filters.
     """
     sources = sources_of(dbs)
+    recorded = load_threads(sources, capture=capture)
+    return select_sessions(recorded, sources, threads=threads, capture=capture, since=since)
+
+
+def select_sessions(
+    recorded: Sequence[RecordedThread],
+    sources: Sequence[str],
+    *,
+    threads: tuple[str, ...] = (),
+    capture: str | None = None,
+    since: datetime | None = None,
+) -> list[Session]:
+    """The sessions of loaded threads that the filters select (`capture` was applied when loading).
+
+    Raises RuntapError when none is left, or a wanted thread is not among them.
+    """
     wanted = set(threads)
-    sessions = [s for s in sessions_of(load_threads(sources, capture=capture)) if not wanted or s.thread_id in wanted]
+    sessions = [s for s in sessions_of(recorded) if not wanted or s.thread_id in wanted]
     if since is not None:
         sessions = [s for s in sessions if s.started_at is not None and s.started_at >= since]
     db = ", ".join(sources)

@@ -11,6 +11,7 @@ import glob
 import os
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
@@ -51,3 +52,17 @@ def test_only_the_package_is_installed(installed):
         assert not any(path.startswith(f"runtap/{unwanted}") for path in paths), unwanted
     scripts = [path for path in paths if path.startswith("..") and path.endswith("/bin/runtap")]
     assert len(scripts) == 1  # the console script
+
+
+def test_every_source_folder_is_a_listed_package():
+    """A folder missing from pyproject's `packages` is left out of the wheel (a stale build/ can hide it)."""
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as fh:
+        listed = set(tomllib.load(fh)["tool"]["setuptools"]["packages"])
+    skipped = {"tests", "benchmarks", "sample_captures", "tools", "docs", "build", "dist"}
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if d not in skipped and not d.startswith(".") and not d.endswith(".egg-info")]
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        if any(name.endswith(".py") for name in files):
+            relative = os.path.relpath(folder, ROOT)
+            package = "runtap" if relative == "." else "runtap." + relative.replace(os.sep, ".")
+            assert package in listed, package
