@@ -1,7 +1,9 @@
 """The installed distribution: one top-level import name, `runtap`, and the `runtap` command.
 
 `pip install .` into a fresh virtual environment (without dependencies: only runtap's own files
-matter here), then the installed distribution's RECORD is read.
+matter here), then the installed distribution's RECORD is read. The install is made from a copy
+of the source tree without build leftovers: setuptools packs whatever an earlier build left in
+`build/`, which would hide a package missing from pyproject.toml.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import csv
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -21,11 +24,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """(dist-info directory name, RECORD paths) of runtap installed with `pip install --no-deps .`."""
-    venv = tmp_path_factory.mktemp("install") / "venv"
+    tmp = tmp_path_factory.mktemp("install")
+    source, venv = tmp / "source", tmp / "venv"
+    leftovers = shutil.ignore_patterns(".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", "*.duckdb*")
+    shutil.copytree(ROOT, source, ignore=leftovers)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
     subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", ROOT],
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", str(source)],
         check=True,
         capture_output=True,
         timeout=300,
