@@ -58,7 +58,7 @@ class Filters:
 
     @property
     def run_facts(self) -> tuple[str, ...]:
-        """The per-run facts (analysis.facts.FACTS) that `run_where` reads."""
+        """The per-run facts (store.latest.RUN_FACTS) that `run_where` reads."""
         needed = ("created_at", "first_observed_at") if self.since or self.until else ()
         for fact, values in (("model", self.models), ("assistant_id", self.assistants), ("thread_id", self.threads)):
             needed += (fact,) if values else ()

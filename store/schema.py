@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from runtap.store.latest import RUN_FACTS, STEP_FACTS, Fact, per_object, status_changes
+
 SCHEMA_VERSION = 1
 
 # (column, DuckDB type). Order matters only for readability: writers insert BY NAME.
@@ -128,50 +130,19 @@ TABLES: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
-# Snapshot order: observation time, then the exchange (its start, then its id), then the
-# position in its stream (`observed_at` ties for every event of a stream read from a file).
-# As a row value it compares field by field, NULL last, exactly like the window ORDER BY.
-SNAPSHOT_ORDER = "observed_at, request_started_at, exchange_id, seq"
-_KEY = f"({SNAPSHOT_ORDER})"
-
-# `runs` and `run_steps` are one GROUP BY each: `arg_max_null(struct, key)` takes the latest
-# snapshot's values in one comparison per row, NULLs included (a run's `completed_at` is NULL
-# until it completes); tokens come from the latest snapshot with usage (FILTER; NULL when none
-# has it). Identity columns never change within a run, so a NULL in the latest snapshot (a
-# partial observation) falls back to the latest snapshot that has one (`arg_max` skips NULLs;
-# the reports' loader, analysis/facts.py, takes them the same way).
-# Measured on this machine (2 cores shared with other jobs: load 1.5-3.7, so ranges), on
-# 1,000,000 runs x 10 snapshots (146 MB), duckdb 2.0:
-#   SELECT count(*), sum(total_tokens) FROM runs: 0.8-1.2 s; status GROUP BY: 2.7-3.6 s;
-#   all of `runs` into polars: ~4.5 s (row_number() window: 17 s; one arg_max per column: 11 s).
-#   SELECT count(*) FROM run_transitions: 1.3 s at load ~1, 3.3-3.7 s at load ~3 (a lag()
-#   window; ordering by one struct key: slower; a list()-per-run variant: 3.7 s at load ~1).
-# The synthetic store is not committed: build it with DuckDB `range()` and time the queries.
+# `runs` and `run_steps` are one GROUP BY each and `run_transitions` one window, all built from
+# store/latest.py (the order of snapshots and "latest snapshot wins"), as are the reports.
+# Measured on this machine (2 cores shared with other jobs, so ranges), on 1,000,000 runs x 10
+# snapshots, duckdb 2.0: see benchmarks/README.md ("Views").
 
 
-def _struct(columns: list[str]) -> str:
-    return "{" + ", ".join(f"'{c}': {c}" for c in columns) + "}"
-
-
-def _latest_view(key_column: str, table: str, identity: list[str], latest: list[str], extra: str) -> str:
-    """GROUP BY `key_column`: latest snapshot's `latest` columns, identity with fallback, usage."""
-    usage = ["prompt_tokens", "completion_tokens", "total_tokens"]
-    outer = list(identity) + [f"l.{c}" for c in latest if c != "exchange_id"] + [f"u.{c}" for c in usage]
-    outer.append("l.exchange_id AS last_exchange_id")
-    inner = [f"arg_max({c}, k) AS {c}" for c in identity]
-    return f"""
-        SELECT {key_column}, {", ".join(outer)}, {extra}
-        FROM (
-            SELECT {key_column},
-                   arg_max_null({_struct(latest)}, k) AS l,
-                   arg_max_null({_struct(usage)}, k) FILTER (WHERE has_usage) AS u,
-                   {", ".join(inner)},
-                   min(observed_at) AS first_observed_at, max(observed_at) AS last_observed_at,
-                   count(*) AS snapshots
-            FROM (SELECT *, {_KEY} AS k FROM {table} WHERE {key_column} IS NOT NULL)
-            GROUP BY {key_column}
-        )
-    """
+def _latest_view(by: str, table: str, facts: dict[str, Fact], columns: list[str]) -> str:
+    """One row per `by`: `columns` (facts), the token counts of the latest snapshot with usage, and
+    the last exchange, when and how often the object was observed."""
+    observed = ["last_exchange_id", "first_observed_at", "last_observed_at", "snapshots"]
+    tokens = [f"usage.{c} AS {c}" for c in ("prompt_tokens", "completion_tokens", "total_tokens")]
+    reduced = per_object(table, by, facts, [*columns, "usage", *observed])
+    return f"SELECT {', '.join([by, *columns, *tokens, *observed])} FROM ({reduced})"
 
 
 # Tool calls as they appear inside JSON snapshots; one row per call and observation.
@@ -193,8 +164,11 @@ VIEWS: dict[str, str] = {
     "runs": _latest_view(
         "run_id",
         "run_snapshots",
-        identity=["thread_id", "assistant_id", "model"],
-        latest=[
+        RUN_FACTS,
+        [
+            "thread_id",
+            "assistant_id",
+            "model",
             "status",
             "created_at",
             "started_at",
@@ -206,15 +180,17 @@ VIEWS: dict[str, str] = {
             "last_error_message",
             "incomplete_reason",
             "required_action",
-            "exchange_id",
         ],
-        extra="first_observed_at, last_observed_at, snapshots",
     ),
     "run_steps": _latest_view(
         "step_id",
         "step_snapshots",
-        identity=["run_id", "thread_id", "assistant_id", "type"],
-        latest=[
+        STEP_FACTS,
+        [
+            "run_id",
+            "thread_id",
+            "assistant_id",
+            "type",
             "status",
             "created_at",
             "completed_at",
@@ -223,24 +199,14 @@ VIEWS: dict[str, str] = {
             "expired_at",
             "last_error_code",
             "step_details",
-            "exchange_id",
         ],
-        extra="first_observed_at, last_observed_at, snapshots",
     ),
-    # Consecutive distinct statuses: the first observation has no predecessor, repeated polls
-    # of one status compare equal, and whatever order was observed (requires_action -> queued,
-    # queued -> completed) is kept. Snapshots without a status are not observations of one.
+    # Consecutive distinct statuses of a run; its first observed status is not a transition.
     "run_transitions": f"""
-        WITH observed AS (
-            SELECT run_id, status, observed_at, request_started_at, exchange_id, seq,
-                   lag(status) OVER (PARTITION BY run_id ORDER BY {SNAPSHOT_ORDER}) AS prev_status
-            FROM run_snapshots WHERE run_id IS NOT NULL AND status IS NOT NULL
-        )
-        SELECT run_id,
-               row_number() OVER (PARTITION BY run_id ORDER BY {SNAPSHOT_ORDER}) AS seq,
-               prev_status AS from_status, status AS to_status, observed_at
-        FROM observed
-        WHERE prev_status IS NOT NULL AND prev_status <> status
+        SELECT run_id, row_number() OVER (PARTITION BY run_id ORDER BY k) AS seq,
+               from_status, to_status, observed_at
+        FROM ({status_changes()})
+        WHERE from_status IS NOT NULL
     """,
     # One row per distinct tool_call_id seen anywhere: the normalizer's tool_call_snapshots
     # (which also carry submitted outputs), a run's required_action, a step's step_details
