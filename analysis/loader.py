@@ -18,12 +18,14 @@ import polars as pl
 
 from runtap.analysis.facts import matching_runs, restrict
 from runtap.analysis.filters import Filters
-from runtap.store.latest import STEP_FACTS, per_object, status_changes
+from runtap.store.latest import STEP_FACTS, TOKENS, per_object, status_changes
+
+USAGE = (*TOKENS, "with_usage")  # the token facts, and whether any snapshot of the run carried usage
 
 
 def _token_sums() -> str:
-    """Sums of the `usage` fact's token counts (NULL when no run of the group had usage)."""
-    return ", ".join(f"sum(usage.{c})::BIGINT AS {c}" for c in ("prompt_tokens", "completion_tokens", "total_tokens"))
+    """Sums of the token facts (NULL when no run of the group had usage)."""
+    return ", ".join(f"sum({c})::BIGINT AS {c}" for c in TOKENS)
 
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pl.LazyFrame:
@@ -41,9 +43,9 @@ def load_usage_by_model(con, filters: Filters) -> pl.LazyFrame:
     return _per_run(
         con,
         filters,
-        ("model", "usage"),
+        ("model", *USAGE),
         f"""
-        SELECT model, count(*) AS runs, count(usage) AS runs_with_usage, {_token_sums()}
+        SELECT model, count(*) AS runs, count(*) FILTER (WHERE with_usage) AS runs_with_usage, {_token_sums()}
         FROM matching GROUP BY model""",
     )
 
@@ -53,7 +55,7 @@ def load_outcomes(con, filters: Filters) -> pl.LazyFrame:
     return _per_run(
         con,
         filters,
-        ("model", "status", "usage"),
+        ("model", "status", *TOKENS),
         f"""
         SELECT model, status, count(*) AS runs, {_token_sums()} FROM matching GROUP BY model, status""",
     )
@@ -75,10 +77,10 @@ def load_daily_usage(con, filters: Filters) -> pl.LazyFrame:
     return _per_run(
         con,
         filters,
-        ("model", "usage", "created_at", "first_observed_at"),
+        ("model", *USAGE, "created_at", "first_observed_at"),
         f"""
         SELECT date_trunc('day', coalesce(created_at, first_observed_at)) AS day, model, {_token_sums()}
-        FROM matching WHERE usage IS NOT NULL GROUP BY ALL""",
+        FROM matching WHERE with_usage GROUP BY ALL""",
     )
 
 
@@ -86,8 +88,7 @@ def load_transition_counts(con, filters: Filters) -> pl.LazyFrame:
     """Status transitions (consecutive distinct statuses of a run) counted: from_status, to_status, count."""
     cte, params = matching_runs((), filters)
     sql = f"""WITH {cte}
-        SELECT from_status, to_status, count(*) AS count FROM ({status_changes(restrict(filters))})
-        WHERE from_status IS NOT NULL GROUP BY ALL"""
+        SELECT from_status, to_status, count(*) AS count FROM ({status_changes(restrict(filters))}) GROUP BY ALL"""
     return _frame(con, sql, params)
 
 
@@ -100,9 +101,10 @@ def load_duration_stats(con, filters: Filters, *, by_assistant: bool = False) ->
     """
     keys = "model, assistant_id" if by_assistant else "model"
     cte, params = matching_runs(("model", "assistant_id", "created_at", "started_at", "ended_at"), filters)
+    waited = "run_id IN (SELECT run_id FROM run_snapshots WHERE status = 'requires_action')"
     sql = f"""WITH {cte},
-        changes AS (  -- only runs that ever waited for tool outputs: a cheap semi-join first
-            {status_changes("run_id IN (SELECT run_id FROM run_snapshots WHERE status = 'requires_action')")}
+        changes AS (  -- status spells of the runs that ever waited for tool outputs (a cheap semi-join first)
+            {status_changes(waited, first=True)}
         ), waits AS (
             SELECT run_id, sum(epoch_us(next_at) - epoch_us(observed_at)) / 1000.0 AS requires_action_ms
             FROM (SELECT *, lead(observed_at) OVER (PARTITION BY run_id ORDER BY k) AS next_at FROM changes)
@@ -185,7 +187,7 @@ def load_overview(con, filters: Filters) -> pl.LazyFrame:
     return _frame(con, sql, params | ex_params)
 
 
-_STEP_CUBE_FACTS = ("type", "status", "usage", "duration_ms")
+_STEP_CUBE_FACTS = ("type", "status", *TOKENS, "duration_ms")
 
 
 def load_step_cube(con, filters: Filters) -> pl.LazyFrame:
@@ -209,9 +211,8 @@ def load_step_cube(con, filters: Filters) -> pl.LazyFrame:
             GROUP BY step_id
         )
         SELECT s.type, t.tool, s.status, count(*) AS steps, coalesce(sum(t.tool_calls)::BIGINT, 0) AS tool_calls,
-               sum(s.usage.prompt_tokens)::BIGINT AS prompt_tokens,
-               sum(s.usage.completion_tokens)::BIGINT AS completion_tokens,
-               sum(s.usage.total_tokens)::BIGINT AS total_tokens,
+               sum(s.prompt_tokens)::BIGINT AS prompt_tokens, sum(s.completion_tokens)::BIGINT AS completion_tokens,
+               sum(s.total_tokens)::BIGINT AS total_tokens,
                sum(s.duration_ms) AS duration_sum_ms, count(s.duration_ms) AS durations,
                max(s.duration_ms) AS duration_max_ms
         FROM steps s LEFT JOIN tools t USING (step_id) GROUP BY ALL"""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from runtap.store.latest import RUN_FACTS, STEP_FACTS, Fact, per_object, status_changes
+from runtap.store.latest import RUN_FACTS, STEP_FACTS, TOKENS, Fact, per_object, status_changes
 
 SCHEMA_VERSION = 1
 
@@ -139,10 +139,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
 def _latest_view(by: str, table: str, facts: dict[str, Fact], columns: list[str]) -> str:
     """One row per `by`: `columns` (facts), the token counts of the latest snapshot with usage, and
     the last exchange, when and how often the object was observed."""
-    observed = ["last_exchange_id", "first_observed_at", "last_observed_at", "snapshots"]
-    tokens = [f"usage.{c} AS {c}" for c in ("prompt_tokens", "completion_tokens", "total_tokens")]
-    reduced = per_object(table, by, facts, [*columns, "usage", *observed])
-    return f"SELECT {', '.join([by, *columns, *tokens, *observed])} FROM ({reduced})"
+    names = [*columns, *TOKENS, "last_exchange_id", "first_observed_at", "last_observed_at", "snapshots"]
+    return f"SELECT {', '.join([by, *names])} FROM ({per_object(table, by, facts, names)})"
 
 
 # Tool calls as they appear inside JSON snapshots; one row per call and observation.
@@ -206,7 +204,6 @@ VIEWS: dict[str, str] = {
         SELECT run_id, row_number() OVER (PARTITION BY run_id ORDER BY k) AS seq,
                from_status, to_status, observed_at
         FROM ({status_changes()})
-        WHERE from_status IS NOT NULL
     """,
     # One row per distinct tool_call_id seen anywhere: the normalizer's tool_call_snapshots
     # (which also carry submitted outputs), a run's required_action, a step's step_details
