@@ -20,7 +20,7 @@ from runtap.analysis.facts import matching_runs, restrict
 from runtap.analysis.filters import Filters
 from runtap.store.latest import STEP_FACTS, TOKENS, per_object, status_changes
 
-USAGE = (*TOKENS, "with_usage")  # the token facts, and whether any snapshot of the run carried usage
+_USAGE_FACTS = (*TOKENS, "with_usage")  # the token facts, and whether any snapshot of the run carried usage
 
 
 def _token_sums() -> str:
@@ -43,7 +43,7 @@ def load_usage_by_model(con, filters: Filters) -> pl.LazyFrame:
     return _per_run(
         con,
         filters,
-        ("model", *USAGE),
+        ("model", *_USAGE_FACTS),
         f"""
         SELECT model, count(*) AS runs, count(*) FILTER (WHERE with_usage) AS runs_with_usage, {_token_sums()}
         FROM matching GROUP BY model""",
@@ -77,7 +77,7 @@ def load_daily_usage(con, filters: Filters) -> pl.LazyFrame:
     return _per_run(
         con,
         filters,
-        ("model", *USAGE, "created_at", "first_observed_at"),
+        ("model", *_USAGE_FACTS, "created_at", "first_observed_at"),
         f"""
         SELECT date_trunc('day', coalesce(created_at, first_observed_at)) AS day, model, {_token_sums()}
         FROM matching WHERE with_usage GROUP BY ALL""",
