@@ -6,8 +6,6 @@ import polars as pl
 
 from runtap.analysis.exprs import quantile_columns
 
-_PHASES = ("queue", "execution", "end_to_end", "requires_action")
-
 
 def durations(duration_stats: pl.LazyFrame, *, by_assistant: bool = False) -> dict[str, pl.LazyFrame]:
     """Per model (and assistant): runs; p50/p90 of queue (created -> started), execution

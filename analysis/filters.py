@@ -66,7 +66,7 @@ class Filters:
 
     @property
     def run_facts(self) -> tuple[str, ...]:
-        """The per-run facts (analysis.facts.FACTS) that `run_where` reads."""
+        """The per-run facts (store.latest.RUN_FACTS) that `run_where` reads."""
         needed = ("created_at", "first_observed_at") if self.since or self.until else ()
         for fact, values in (("model", self.models), ("assistant_id", self.assistants), ("thread_id", self.threads)):
             needed += (fact,) if values else ()
@@ -99,7 +99,7 @@ class Filters:
 
     @property
     def response_facts(self) -> tuple[str, ...]:
-        """The per-response facts (analysis.response_facts.RESPONSE_FACTS) that `response_where` reads."""
+        """The per-response facts (store.latest.RESPONSE_FACTS) that `response_where` reads."""
         needed = ("created_at", "first_observed_at") if self.since or self.until else ()
         return needed + (("model",) if self.models else ())
 

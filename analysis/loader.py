@@ -17,10 +17,13 @@ import duckdb
 import polars as pl
 
 from runtap.addon.response_routes import RESPONSE_OPERATIONS
-from runtap.analysis.facts import ORDER_BY, ORDER_KEY, matching_runs, restrict
+from runtap.analysis.facts import matching_runs, restrict
 from runtap.analysis.filters import Filters
 from runtap.analysis.response_facts import matching_responses
+from runtap.store.latest import STEP_FACTS, TOKENS, per_object, status_changes
 from runtap.store.schema import TABLES
+
+_USAGE_FACTS = (*TOKENS, "with_usage")  # the token facts, and whether any snapshot of the run carried usage
 
 # Which exchanges belong to which API. Every runs exchange names its thread except the two that
 # create one (whose thread may stay unknown when they fail); no Responses exchange names a thread.
@@ -34,8 +37,8 @@ _API_EXCHANGES = {
 
 
 def _token_sums() -> str:
-    """Sums of the `usage` fact's token counts (NULL when no run of the group had usage)."""
-    return ", ".join(f"sum(usage.{c})::BIGINT AS {c}" for c in ("prompt_tokens", "completion_tokens", "total_tokens"))
+    """Sums of the token facts (NULL when no run of the group had usage)."""
+    return ", ".join(f"sum({c})::BIGINT AS {c}" for c in TOKENS)
 
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pl.LazyFrame:
@@ -53,9 +56,9 @@ def load_usage_by_model(con, filters: Filters) -> pl.LazyFrame:
     return _per_run(
         con,
         filters,
-        ("model", "usage"),
+        ("model", *_USAGE_FACTS),
         f"""
-        SELECT model, count(*) AS runs, count(usage) AS runs_with_usage, {_token_sums()}
+        SELECT model, count(*) AS runs, count(*) FILTER (WHERE with_usage) AS runs_with_usage, {_token_sums()}
         FROM matching GROUP BY model""",
     )
 
@@ -65,7 +68,7 @@ def load_outcomes(con, filters: Filters) -> pl.LazyFrame:
     return _per_run(
         con,
         filters,
-        ("model", "status", "usage"),
+        ("model", "status", *TOKENS),
         f"""
         SELECT model, status, count(*) AS runs, {_token_sums()} FROM matching GROUP BY model, status""",
     )
@@ -87,10 +90,10 @@ def load_daily_usage(con, filters: Filters) -> pl.LazyFrame:
     return _per_run(
         con,
         filters,
-        ("model", "usage", "created_at", "first_observed_at"),
+        ("model", *_USAGE_FACTS, "created_at", "first_observed_at"),
         f"""
         SELECT date_trunc('day', coalesce(created_at, first_observed_at)) AS day, model, {_token_sums()}
-        FROM matching WHERE usage IS NOT NULL GROUP BY ALL""",
+        FROM matching WHERE with_usage GROUP BY ALL""",
     )
 
 
@@ -98,10 +101,7 @@ def load_transition_counts(con, filters: Filters) -> pl.LazyFrame:
     """Status transitions (consecutive distinct statuses of a run) counted: from_status, to_status, count."""
     cte, params = matching_runs((), filters)
     sql = f"""WITH {cte}
-        SELECT from_status, to_status, count(*) AS count FROM (
-            SELECT lag(status) OVER (PARTITION BY run_id ORDER BY {ORDER_BY}) AS from_status, status AS to_status
-            FROM run_snapshots WHERE run_id IS NOT NULL AND status IS NOT NULL AND {restrict(filters)}
-        ) WHERE from_status <> to_status GROUP BY ALL"""
+        SELECT from_status, to_status, count(*) AS count FROM ({status_changes(restrict(filters))}) GROUP BY ALL"""
     return _frame(con, sql, params)
 
 
@@ -114,19 +114,14 @@ def load_duration_stats(con, filters: Filters, *, by_assistant: bool = False) ->
     """
     keys = "model, assistant_id" if by_assistant else "model"
     cte, params = matching_runs(("model", "assistant_id", "created_at", "started_at", "ended_at"), filters)
+    waited = "run_id IN (SELECT run_id FROM run_snapshots WHERE status = 'requires_action')"
     sql = f"""WITH {cte},
-        ra_snapshots AS (
-            SELECT run_id, status, observed_at, {ORDER_KEY} AS k FROM run_snapshots
-            WHERE status IS NOT NULL AND run_id IN
-                  (SELECT run_id FROM run_snapshots WHERE status = 'requires_action')
-        ), changes AS (
-            SELECT run_id, status, observed_at, k FROM (
-                SELECT *, lag(status) OVER (PARTITION BY run_id ORDER BY k) AS prev FROM ra_snapshots
-            ) WHERE prev IS NULL OR prev <> status
+        changes AS (  -- status spells of the runs that ever waited for tool outputs (a cheap semi-join first)
+            {status_changes(waited, first=True)}
         ), waits AS (
             SELECT run_id, sum(epoch_us(next_at) - epoch_us(observed_at)) / 1000.0 AS requires_action_ms
             FROM (SELECT *, lead(observed_at) OVER (PARTITION BY run_id ORDER BY k) AS next_at FROM changes)
-            WHERE status = 'requires_action' AND next_at IS NOT NULL GROUP BY run_id
+            WHERE to_status = 'requires_action' AND next_at IS NOT NULL GROUP BY run_id
         ), polls AS (
             SELECT run_id, count(*) AS polls FROM exchanges
             WHERE operation = 'getRun' AND run_id IS NOT NULL GROUP BY run_id
@@ -221,26 +216,21 @@ def load_overview(con, filters: Filters, api: str = "runs") -> pl.LazyFrame:
     return _frame(con, sql, params)
 
 
+_STEP_CUBE_FACTS = ("type", "status", *TOKENS, "duration_ms")
+
+
 def load_step_cube(con, filters: Filters) -> pl.LazyFrame:
     """Steps counted per type, tool and final status.
 
     `tool` is the step's distinct tools joined with "+" (a function's name, or code_interpreter /
     file_search), NULL for message_creation. Columns: type, tool, status, steps, tool_calls,
     prompt/completion/total_tokens (of steps with usage), duration_sum_ms, durations (steps with
-    both created_at and completed_at), duration_max_ms. (Three token aggregates measured a little
-    cheaper than one struct here, where most steps have one snapshot.)
+    both created_at and completed_at), duration_max_ms.
     """
     cte, params = matching_runs((), filters)
     sql = f"""WITH {cte},
         steps AS (
-            SELECT step_id, arg_max(type, k) AS type, arg_max_null(status, k) AS status,
-                   arg_max_null(prompt_tokens, k) FILTER (WHERE has_usage) AS prompt_tokens,
-                   arg_max_null(completion_tokens, k) FILTER (WHERE has_usage) AS completion_tokens,
-                   arg_max_null(total_tokens, k) FILTER (WHERE has_usage) AS total_tokens,
-                   arg_max_null((epoch_us(completed_at) - epoch_us(created_at)) / 1000.0, k) AS duration_ms
-            FROM (SELECT *, {ORDER_KEY} AS k FROM step_snapshots
-                  WHERE step_id IS NOT NULL AND {restrict(filters)})
-            GROUP BY step_id
+            {per_object("step_snapshots", "step_id", STEP_FACTS, _STEP_CUBE_FACTS, restrict(filters))}
         ), tools AS (  -- sorting a list per step: ~0.2 s less than string_agg(... ORDER BY) on 1M steps
             SELECT step_id, nullif(array_to_string(list_sort(list_distinct(list(tool))), '+'), '') AS tool,
                    count(DISTINCT tool_call_id) AS tool_calls

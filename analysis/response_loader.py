@@ -7,16 +7,17 @@ from collections.abc import Callable
 
 import polars as pl
 
-from runtap.analysis.facts import ORDER_BY
 from runtap.analysis.filters import Filters
 from runtap.analysis.loader import _frame, load_exchange_timings, load_operation_latency, load_overview
 from runtap.analysis.response_facts import matching_responses, restrict_responses
-from runtap.store.schema import RESPONSE_USAGE
+from runtap.store.latest import RESPONSE_TOKENS, status_changes
+
+_USAGE_FACTS = (*RESPONSE_TOKENS, "with_usage")  # the token facts, and whether any snapshot carried usage
 
 
 def _token_sums() -> str:
-    """Sums of the `usage` fact's token counts (NULL when no response of the group had usage)."""
-    return ", ".join(f"sum(usage.{c})::BIGINT AS {c}" for c in RESPONSE_USAGE)
+    """Sums of the token facts (NULL when no response of the group had usage)."""
+    return ", ".join(f"sum({c})::BIGINT AS {c}" for c in RESPONSE_TOKENS)
 
 
 def _per_response(con, filters: Filters, facts: tuple[str, ...], select: str) -> pl.LazyFrame:
@@ -31,8 +32,9 @@ def load_response_usage_by_model(con, filters: Filters) -> pl.LazyFrame:
     return _per_response(
         con,
         filters,
-        ("model", "usage"),
-        f"""SELECT model, count(*) AS responses, count(usage) AS responses_with_usage, {_token_sums()}
+        ("model", *_USAGE_FACTS),
+        f"""SELECT model, count(*) AS responses, count(*) FILTER (WHERE with_usage) AS responses_with_usage,
+               {_token_sums()}
         FROM matching_responses GROUP BY model""",
     )
 
@@ -42,7 +44,7 @@ def load_response_outcomes(con, filters: Filters) -> pl.LazyFrame:
     return _per_response(
         con,
         filters,
-        ("model", "status", "usage"),
+        ("model", "status", *_USAGE_FACTS),
         f"""SELECT model, status, count(*) AS responses, {_token_sums()}
         FROM matching_responses GROUP BY model, status""",
     )
@@ -63,22 +65,18 @@ def load_response_daily_usage(con, filters: Filters) -> pl.LazyFrame:
     return _per_response(
         con,
         filters,
-        ("model", "usage", "created_at", "first_observed_at"),
+        ("model", *_USAGE_FACTS, "created_at", "first_observed_at"),
         f"""SELECT date_trunc('day', coalesce(created_at, first_observed_at)) AS day, model, {_token_sums()}
-        FROM matching_responses WHERE usage IS NOT NULL GROUP BY ALL""",
+        FROM matching_responses WHERE with_usage GROUP BY ALL""",
     )
 
 
 def load_response_transition_counts(con, filters: Filters) -> pl.LazyFrame:
     """Status transitions (consecutive distinct statuses of a response), counted: from_status, to_status, count."""
     cte, params = matching_responses((), filters)
+    changes = status_changes(restrict_responses(filters), table="response_snapshots", by="response_id")
     sql = f"""WITH {cte}
-        SELECT from_status, to_status, count(*) AS count FROM (
-            SELECT lag(status) OVER (PARTITION BY response_id ORDER BY {ORDER_BY}) AS from_status,
-                   status AS to_status
-            FROM response_snapshots
-            WHERE response_id IS NOT NULL AND status IS NOT NULL AND {restrict_responses(filters)}
-        ) WHERE from_status <> to_status GROUP BY ALL"""
+        SELECT from_status, to_status, count(*) AS count FROM ({changes}) GROUP BY ALL"""
     return _frame(con, sql, params)
 
 

@@ -9,19 +9,17 @@ from runtap.analysis.exprs import api_order, nullable_sum, ratio
 from runtap.analysis.facts import TERMINAL
 from runtap.analysis.response_facts import RESPONSE_TERMINAL
 
-# Statuses with their own column; anything else still running when last seen is `in_flight`.
-_ENDINGS = ("completed", "failed", "cancelled", "expired", "incomplete")
-
 
 def _status_counts() -> list[pl.Expr]:
-    counts = [pl.col("runs").filter(pl.col("status") == s).sum().alias(s) for s in _ENDINGS]
+    """Runs, one column per terminal status, and `in_flight` (anything else, still running when last seen)."""
+    counts = [pl.col("runs").filter(pl.col("status") == s).sum().alias(s) for s in TERMINAL]
     in_flight = pl.col("runs").filter(~pl.col("status").is_in(TERMINAL) | pl.col("status").is_null()).sum()
     return [pl.col("runs").sum(), *counts, in_flight.alias("in_flight")]
 
 
 def _failure_rate() -> pl.Expr:
     """(failed + expired) / runs that reached a terminal status."""
-    ended = sum(pl.col(s) for s in _ENDINGS)
+    ended = sum(pl.col(s) for s in TERMINAL)
     return ratio(pl.col("failed") + pl.col("expired"), ended).alias("failure_rate")
 
 

@@ -2,10 +2,12 @@
 
 Builds a synthetic store (default 1,000,000 runs, ~10 run snapshots each) with set-based DuckDB
 SQL, then times each report's runtap path (open store, load, polars report, collect) and one
-SQL query computing the same figures over the same store. Every measurement runs in a fresh
-process (so its peak RSS is its own), runtap and SQL alternate report by report, and each
-figure is the median of --repeat rounds: on a shared machine, compare ratios measured side by
-side, and read them with the load average printed before and after.
+SQL query computing the same figures over the same store, then a few queries over the store's
+views. Every measurement runs in a fresh process (so its peak RSS is its own), runtap and SQL
+alternate report by report, and each figure is the median of --repeat rounds: on a shared
+machine, compare ratios measured side by side, and read them with the load average printed
+before and after. A store built by an older runtap keeps its older views: rebuild it (or pass
+no --db) to time the current ones.
 
     .venv/bin/python benchmarks/bench_reports.py [--runs N] [--db PATH] [--repeat K]
 """
@@ -16,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -184,6 +187,15 @@ SQL = {
 }
 
 
+# Queries over the views (store.schema.VIEWS), timed as they are.
+VIEW_QUERIES = {
+    "runs": "SELECT count(*), sum(total_tokens) FROM runs",
+    "runs by status": "SELECT status, count(*) FROM runs GROUP BY status",
+    "run_transitions": "SELECT count(*) FROM run_transitions",
+    "run_steps": "SELECT count(*), sum(total_tokens) FROM run_steps",
+}
+
+
 def build_store(path: str, runs: int) -> None:
     """Create the synthetic store at `path` (set-based SQL, no Python loops)."""
     con = duckdb.connect(path)
@@ -205,7 +217,7 @@ def _cpu_seconds() -> float:
 def measure(path: str, name: str, kind: str) -> dict:
     """Time one run of report `name` in this process: "runtap" is the whole report path, "sql"
     opens the store read-only, runs its query, fetches the result into polars (`.pl()`, as the
-    loader does) and closes.
+    loader does) and closes; "view" does the same with VIEW_QUERIES[name].
     """
     start, cpu = time.perf_counter(), _cpu_seconds()
     if kind == "runtap":
@@ -213,7 +225,7 @@ def measure(path: str, name: str, kind: str) -> dict:
     else:
         with open_store(path) as con:
             con.sql("SET enable_progress_bar = false")
-            con.sql(SQL[name]).pl()
+            con.sql(SQL[name] if kind == "sql" else VIEW_QUERIES[name]).pl()
     return {
         "wall_s": time.perf_counter() - start,
         "cpu_s": _cpu_seconds() - cpu,
@@ -264,6 +276,8 @@ def main() -> None:
         for name in REPORTS:
             for kind in ("runtap", "sql"):
                 samples.setdefault((name, kind), []).append(measure_in_child(path, name, kind))
+        for name in VIEW_QUERIES:
+            samples.setdefault((name, "view"), []).append(measure_in_child(path, name, "view"))
 
     def median(name: str, kind: str, field: str) -> float:
         return statistics.median(sample[field] for sample in samples[(name, kind)])
@@ -279,10 +293,16 @@ def main() -> None:
             f"{name:<12} {ours:9.3f} {sql:7.3f} {ours / sql:6.2f} {cpu_ratio:9.2f} "
             f"{median(name, 'runtap', 'peak_rss_mb'):13.0f} {median(name, 'sql', 'peak_rss_mb'):10.0f}"
         )
+    print(f"{'view query':<16} {'s':>7} {'CPU s':>7} {'RSS MB':>7}  query")
+    for name, sql in VIEW_QUERIES.items():
+        print(
+            f"{name:<16} {median(name, 'view', 'wall_s'):7.3f} {median(name, 'view', 'cpu_s'):7.3f} "
+            f"{median(name, 'view', 'peak_rss_mb'):7.0f}  {sql}"
+        )
     load_after = os.getloadavg()
     print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     if not args.db:
-        os.remove(path)
+        shutil.rmtree(os.path.dirname(path))
 
 
 if __name__ == "__main__":

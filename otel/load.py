@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from runtap.analysis.facts import ORDER_KEY, TERMINAL, matching_runs
+from runtap.analysis.facts import TERMINAL, matching_runs
 from runtap.analysis.filters import Filters
+from runtap.store.latest import ORDER_KEY
 
 STEP_TERMINAL = ("completed", "failed", "cancelled", "expired")
 # Exchanges whose request body says what the model was asked (content, opt-in).

@@ -1,13 +1,25 @@
 """The DuckDB schema of a runtap store: tables (facts) and views (derived), one source of truth.
 
 Every writer (live addon, ingest) and every reader (reports, replay, serve) uses these names.
-Table and view names and the columns listed in DESIGN.md are contract; extra columns are fine.
+Table and view names and the contract columns (README, "Data model") are kept; extra columns are fine.
 Times are TIMESTAMPTZ in UTC; durations are DOUBLE milliseconds; JSON is stored as JSON text.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
+
+from runtap.store.latest import (
+    RESPONSE_FACTS,
+    RESPONSE_TOKENS,
+    RUN_FACTS,
+    STEP_FACTS,
+    TOKENS,
+    Fact,
+    keyed,
+    per_object,
+    status_changes,
+)
 
 SCHEMA_VERSION = 1
 
@@ -181,55 +193,19 @@ TABLES: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
-# Snapshot order: observation time, then the exchange (its start, then its id), then the
-# position in its stream (`observed_at` ties for every event of a stream read from a file).
-# As a row value it compares field by field, NULL last, exactly like the window ORDER BY.
-SNAPSHOT_ORDER = "observed_at, request_started_at, exchange_id, seq"
-_KEY = f"({SNAPSHOT_ORDER})"
-
-# `runs` and `run_steps` are one GROUP BY each: `arg_max_null(struct, key)` takes the latest
-# snapshot's values in one comparison per row, NULLs included (a run's `completed_at` is NULL
-# until it completes); tokens come from the latest snapshot with usage (FILTER; NULL when none
-# has it). Identity columns never change within a run, so a NULL in the latest snapshot (a
-# partial observation) falls back to the latest snapshot that has one (`arg_max` skips NULLs;
-# the reports' loader, analysis/facts.py, takes them the same way).
-# Measured on this machine (2 cores shared with other jobs: load 1.5-3.7, so ranges), on
-# 1,000,000 runs x 10 snapshots (146 MB), duckdb 2.0:
-#   SELECT count(*), sum(total_tokens) FROM runs: 0.8-1.2 s; status GROUP BY: 2.7-3.6 s;
-#   all of `runs` into polars: ~4.5 s (row_number() window: 17 s; one arg_max per column: 11 s).
-#   SELECT count(*) FROM run_transitions: 1.3 s at load ~1, 3.3-3.7 s at load ~3 (a lag()
-#   window; ordering by one struct key: slower; a list()-per-run variant: 3.7 s at load ~1).
-# The synthetic store is not committed: build it with DuckDB `range()` and time the queries.
-
-
-def _struct(columns: list[str]) -> str:
-    return "{" + ", ".join(f"'{c}': {c}" for c in columns) + "}"
-
-
-_RUN_USAGE = ["prompt_tokens", "completion_tokens", "total_tokens"]
-RESPONSE_USAGE = ["input_tokens", "output_tokens", "total_tokens", "cached_tokens", "reasoning_tokens"]
+# `runs` and `run_steps` are one GROUP BY each and `run_transitions` one window, all built from
+# store/latest.py (the order of snapshots and "latest snapshot wins"), as are the reports.
+# Measured on this machine (2 cores shared with other jobs, so ranges), on 1,000,000 runs x 10
+# snapshots, duckdb 2.0: see benchmarks/README.md ("Views").
 
 
 def _latest_view(
-    key_column: str, table: str, identity: list[str], latest: list[str], extra: str, usage: list[str] = _RUN_USAGE
+    by: str, table: str, facts: dict[str, Fact], columns: list[str], tokens: tuple[str, ...] = TOKENS
 ) -> str:
-    """GROUP BY `key_column`: latest snapshot's `latest` columns, identity with fallback, usage."""
-    outer = list(identity) + [f"l.{c}" for c in latest if c != "exchange_id"] + [f"u.{c}" for c in usage]
-    outer.append("l.exchange_id AS last_exchange_id")
-    inner = [f"arg_max({c}, k) AS {c}" for c in identity]
-    return f"""
-        SELECT {key_column}, {", ".join(outer)}, {extra}
-        FROM (
-            SELECT {key_column},
-                   arg_max_null({_struct(latest)}, k) AS l,
-                   arg_max_null({_struct(usage)}, k) FILTER (WHERE has_usage) AS u,
-                   {", ".join(inner)},
-                   min(observed_at) AS first_observed_at, max(observed_at) AS last_observed_at,
-                   count(*) AS snapshots
-            FROM (SELECT *, {_KEY} AS k FROM {table} WHERE {key_column} IS NOT NULL)
-            GROUP BY {key_column}
-        )
-    """
+    """One row per `by`: `columns` (facts), the token counts of the latest snapshot with usage, and
+    the last exchange, when and how often the object was observed."""
+    names = [*columns, *tokens, "last_exchange_id", "first_observed_at", "last_observed_at", "snapshots"]
+    return f"SELECT {', '.join([by, *names])} FROM ({per_object(table, by, facts, names)})"
 
 
 # Tool calls as they appear inside JSON snapshots; one row per call and observation.
@@ -251,8 +227,11 @@ VIEWS: dict[str, str] = {
     "runs": _latest_view(
         "run_id",
         "run_snapshots",
-        identity=["thread_id", "assistant_id", "model"],
-        latest=[
+        RUN_FACTS,
+        [
+            "thread_id",
+            "assistant_id",
+            "model",
             "status",
             "created_at",
             "started_at",
@@ -264,15 +243,17 @@ VIEWS: dict[str, str] = {
             "last_error_message",
             "incomplete_reason",
             "required_action",
-            "exchange_id",
         ],
-        extra="first_observed_at, last_observed_at, snapshots",
     ),
     "run_steps": _latest_view(
         "step_id",
         "step_snapshots",
-        identity=["run_id", "thread_id", "assistant_id", "type"],
-        latest=[
+        STEP_FACTS,
+        [
+            "run_id",
+            "thread_id",
+            "assistant_id",
+            "type",
             "status",
             "created_at",
             "completed_at",
@@ -281,24 +262,13 @@ VIEWS: dict[str, str] = {
             "expired_at",
             "last_error_code",
             "step_details",
-            "exchange_id",
         ],
-        extra="first_observed_at, last_observed_at, snapshots",
     ),
-    # Consecutive distinct statuses: the first observation has no predecessor, repeated polls
-    # of one status compare equal, and whatever order was observed (requires_action -> queued,
-    # queued -> completed) is kept. Snapshots without a status are not observations of one.
+    # Consecutive distinct statuses of a run; its first observed status is not a transition.
     "run_transitions": f"""
-        WITH observed AS (
-            SELECT run_id, status, observed_at, request_started_at, exchange_id, seq,
-                   lag(status) OVER (PARTITION BY run_id ORDER BY {SNAPSHOT_ORDER}) AS prev_status
-            FROM run_snapshots WHERE run_id IS NOT NULL AND status IS NOT NULL
-        )
-        SELECT run_id,
-               row_number() OVER (PARTITION BY run_id ORDER BY {SNAPSHOT_ORDER}) AS seq,
-               prev_status AS from_status, status AS to_status, observed_at
-        FROM observed
-        WHERE prev_status IS NOT NULL AND prev_status <> status
+        SELECT run_id, row_number() OVER (PARTITION BY run_id ORDER BY k) AS seq,
+               from_status, to_status, observed_at
+        FROM ({status_changes()})
     """,
     # One row per distinct tool_call_id seen anywhere: the normalizer's tool_call_snapshots
     # (which also carry submitted outputs), a run's required_action, a step's step_details
@@ -325,37 +295,41 @@ VIEWS: dict[str, str] = {
 }
 
 
-# The Responses API's views, with the runs' definitions: a response's snapshots in SNAPSHOT_ORDER,
-# the latest wins, tokens from the latest snapshot with usage, consecutive distinct statuses.
+# The Responses API's views, by the runs' definitions (store/latest.py): a response's snapshots in
+# the one snapshot order, the latest wins, tokens from the latest snapshot with usage, consecutive
+# distinct statuses.
 VIEWS["responses"] = _latest_view(
     "response_id",
     "response_snapshots",
-    identity=["conversation_id", "previous_response_id", "model", "background", "created_at"],
-    latest=["status", "completed_at", "error_code", "error_message", "incomplete_reason", "exchange_id"],
-    extra="first_observed_at, last_observed_at, snapshots",
-    usage=RESPONSE_USAGE,
+    RESPONSE_FACTS,
+    [
+        "conversation_id",
+        "previous_response_id",
+        "model",
+        "background",
+        "created_at",
+        "status",
+        "completed_at",
+        "error_code",
+        "error_message",
+        "incomplete_reason",
+    ],
+    tokens=RESPONSE_TOKENS,
 )
 VIEWS["response_transitions"] = f"""
-        WITH observed AS (
-            SELECT response_id, status, observed_at, request_started_at, exchange_id, seq,
-                   lag(status) OVER (PARTITION BY response_id ORDER BY {SNAPSHOT_ORDER}) AS prev_status
-            FROM response_snapshots WHERE response_id IS NOT NULL AND status IS NOT NULL
-        )
-        SELECT response_id,
-               row_number() OVER (PARTITION BY response_id ORDER BY {SNAPSHOT_ORDER}) AS seq,
-               prev_status AS from_status, status AS to_status, observed_at
-        FROM observed
-        WHERE prev_status IS NOT NULL AND prev_status <> status
+        SELECT response_id, row_number() OVER (PARTITION BY response_id ORDER BY k) AS seq,
+               from_status, to_status, observed_at
+        FROM ({status_changes(table="response_snapshots", by="response_id")})
 """
 # One row per distinct call_id of a `function_call` item seen anywhere. What the call is (its
 # response, name, arguments, status) comes from where a response produced it (its JSON output or
-# stream; argument deltas accumulated), in SNAPSHOT_ORDER, else from wherever it was seen (a
+# stream; argument deltas accumulated), latest first, else from wherever it was seen (a
 # conversation's items); `output` and `output_response_id` from the `function_call_output` item
 # that answered it (the latest one sent, and the response it was sent to).
 VIEWS["response_function_calls"] = f"""
         WITH items AS (
-            SELECT *, ({SNAPSHOT_ORDER}) AS k, source IN ('response', 'sse') AS produced
-            FROM response_items WHERE call_id IS NOT NULL
+            SELECT *, source IN ('response', 'sse') AS produced
+            FROM {keyed("response_items", "call_id IS NOT NULL")}
         ), calls AS (
             SELECT call_id,
                    arg_max(response_id, k) FILTER (WHERE produced) AS response_id,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import duckdb
 import pytest
 
+from runtap.store.latest import ORDER_KEY
 from runtap.store.reader import open_store
 from tests.store_fixtures import (
     at,
@@ -100,24 +102,43 @@ def test_stream_read_from_a_file_orders_tied_times_by_sse_position(tmp_path):
     assert query(path, "SELECT status FROM runs") == [("requires_action",)]
 
 
-def test_tied_times_order_by_exchange_start_then_exchange_id(tmp_path):
+def test_tied_times_order_by_exchange_start(tmp_path):
     path = store(
         tmp_path,
         run_snapshots=[
             # Same observed_at; "ex_b" started first although its id sorts later.
             run_snapshot(status="completed", observed_at=9, exchange_id="ex_a", request_started_at=8),
             run_snapshot(status="in_progress", observed_at=9, exchange_id="ex_b", request_started_at=7),
-            # Same observed_at and start: the exchange id decides.
-            run_snapshot("run_2", "queued", observed_at=9, exchange_id="ex_d", request_started_at=7),
-            run_snapshot("run_2", "cancelled", observed_at=9, exchange_id="ex_e", request_started_at=7),
         ],
     )
     assert transitions(path) == [(1, "in_progress", "completed")]
-    assert transitions(path, "run_2") == [(1, "queued", "cancelled")]
-    assert query(path, "SELECT run_id, status FROM runs ORDER BY run_id") == [
-        ("run_1", "completed"),
-        ("run_2", "cancelled"),
-    ]
+    assert query(path, "SELECT status FROM runs") == [("completed",)]
+
+
+def test_order_key_compares_observation_then_exchange_start_then_position_nulls_last():
+    # Each group's rows in snapshot order: (observed_at, request_started_at, seq).
+    ordered = {
+        "observed": [("2026-01-01 00:00:01", "2026-01-01 00:00:09", 9), ("2026-01-01 00:00:02", None, None)],
+        "started": [
+            ("2026-01-01 00:00:05", "2026-01-01 00:00:01", 7),
+            ("2026-01-01 00:00:05", "2026-01-01 00:00:02", 0),
+        ],
+        "seq": [("2026-01-01 00:00:05", "2026-01-01 00:00:01", 1), ("2026-01-01 00:00:05", "2026-01-01 00:00:01", 2)],
+        "nulls": [
+            ("2026-01-01 00:00:05", "2026-01-01 00:00:01", 2),
+            ("2026-01-01 00:00:05", "2026-01-01 00:00:01", None),
+            ("2026-01-01 00:00:05", None, 0),
+            (None, "2026-01-01 00:00:01", 0),
+        ],
+    }
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (g VARCHAR, i INT, observed_at TIMESTAMPTZ, request_started_at TIMESTAMPTZ, seq INT)")
+    con.executemany(
+        "INSERT INTO t VALUES (?, ?, ?, ?, ?)",
+        [(g, i, *row) for g, group in ordered.items() for i, row in enumerate(group)],
+    )
+    got = con.execute(f"SELECT g, list(i ORDER BY {ORDER_KEY}) FROM t GROUP BY g").fetchall()
+    assert dict(got) == {g: list(range(len(group))) for g, group in ordered.items()}
 
 
 def test_transitions_keep_what_was_observed(tmp_path):

@@ -1,6 +1,6 @@
 """Check that an HTML report renders in a real headless browser, offline, and save a screenshot.
 
-    python -m analysis.render_check REPORT.html SCREENSHOT.png
+    .venv/bin/python tools/render_check.py REPORT.html SCREENSHOT.png
 
 Runs Debian's `chromium` headless with networking disabled (proving the page needs no CDN),
 then checks the screenshot is a non-blank PNG. Look at the PNG to judge the layout. This is a
