@@ -63,7 +63,7 @@ class _ProxyAddon(Recorder):
 
         No line when the store could not be opened: the error is logged and mitmproxy exits."""
         super().running()
-        if self.worker is not None:
+        if self.journal is not None:
             print(self.line, file=sys.stderr, flush=True)
 
 
@@ -80,7 +80,7 @@ def _drop_unused_addons(master: DumpMaster) -> None:
             master.addons.remove(addon)
 
 
-async def _run(spec: str, host: str, port: int, db: str, redact: Sequence[str], verbose: bool) -> None:
+async def _run(spec: str, host: str, port: int, db: str, redact: Sequence[str], verbose: bool, fsync: bool) -> None:
     opts = options.Options(listen_host=host, listen_port=port, mode=[spec])
     master = DumpMaster(opts, with_termlog=True, with_dumper=verbose)
     _drop_unused_addons(master)
@@ -90,6 +90,7 @@ async def _run(spec: str, host: str, port: int, db: str, redact: Sequence[str], 
         opts.update(
             runtap_db=db,
             runtap_redact=list(redact),
+            runtap_fsync=fsync,
             termlog_verbosity="info" if verbose else "warn",
             **({"flow_detail": 1} if verbose else {}),
         )
@@ -111,11 +112,13 @@ def run_proxy(
     mode: str = "reverse",
     redact: Sequence[str] = (),
     verbose: bool = False,
+    fsync: bool = False,
 ) -> None:
-    """Record runs traffic until SIGINT/SIGTERM; everything queued is flushed before returning.
+    """Record runs traffic until SIGINT/SIGTERM; everything journaled is in the store on return.
 
     The first signal drains: no new connections, exchanges in flight finish (up to 5 s).
+    `fsync`: fsync the journal (batched) before handing a response over (survives power loss).
     """
     spec = mode_spec(mode, upstream)
     check_listen_address(host, port)
-    asyncio.run(_run(spec, host, port, db, redact, verbose))
+    asyncio.run(_run(spec, host, port, db, redact, verbose, fsync))

@@ -7,6 +7,7 @@ import asyncio
 import glob
 import os
 import pathlib
+import signal
 import subprocess
 import threading
 
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from runtap.cli import cli
 from runtap.demo.harness import RUNTAP, ChildProcess, SimulatorProcess, free_port, start_proxy, wait_for_port
-from tests.load_clients import drive
+from tests.load_clients import child_pids, drive, wait_for_log
 
 API_KEY = "sk-proj-SECRETKEY0123456789abcdef"
 SECRET_HEADERS = {
@@ -44,8 +45,8 @@ def recorded(tmp_path_factory):
 def test_no_secret_in_the_store_files_or_the_proxy_log(recorded):
     db, tally, code, log = recorded
     assert code == 0 and tally.request_ids and tally.errors  # traffic flowed, and faults hit it
-    files = glob.glob(db + "*")  # the store and any WAL
-    for path in files:
+    files = [p for p in glob.glob(db + "*") + glob.glob(db + ".journal/*") if os.path.isfile(p)]
+    for path in files:  # the store, any WAL, what is left of the journal
         with open(path, "rb") as fh:
             raw = fh.read()
         for secret in SECRETS:
@@ -54,6 +55,27 @@ def test_no_secret_in_the_store_files_or_the_proxy_log(recorded):
     assert "GET" in log or "POST" in log  # verbose: flows are logged
     for secret in SECRETS:
         assert secret not in log
+
+
+def test_no_secret_in_a_journal_left_by_a_crash(tmp_path):
+    """The journal is written before anything else sees an exchange: secrets are redacted first."""
+    db = str(tmp_path / "crash.duckdb")
+    with SimulatorProcess("--run-ms", "60", "--poll-after-ms", "40") as sim:
+        proxy = start_proxy(
+            sim.url, db, log_path=str(tmp_path / "proxy.log"), extra_args=["--redact-header", "X-Extra"]
+        )
+        wait_for_log(proxy, "recording to")
+        tally = asyncio.run(
+            drive(proxy.base_url, 4, 1, api_key=API_KEY, **SECRET_HEADERS, **{"X-Extra": "SECRETEXTRA42"})
+        )
+        for pid in [proxy.proc.pid, *child_pids(proxy.proc.pid)]:
+            os.kill(pid, signal.SIGKILL)  # nothing is applied or deleted: the journal stays as written
+        proxy.proc.wait()
+    segments = glob.glob(db + ".journal/*.seg")
+    raw = b"".join(pathlib.Path(p).read_bytes() for p in segments)
+    assert tally.request_ids and segments and b"/runs" in raw
+    for secret in [*SECRETS, "SECRETEXTRA42"]:
+        assert secret.encode() not in raw, secret
 
 
 class _HeaderSink:
