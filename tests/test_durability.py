@@ -24,13 +24,14 @@ import os
 import random
 import re
 import signal
+import subprocess
 import time
 from collections import Counter
 
 import duckdb
 import pytest
 
-from runtap.demo.harness import SimulatorProcess, start_proxy
+from runtap.demo.harness import RUNTAP, SimulatorProcess, start_proxy
 from runtap.store.reader import connect_with_retry
 from tests.load_clients import Tally, child_pids, drive, store_request_ids, wait_for_log, wait_until_stored
 
@@ -131,3 +132,51 @@ def _exchanges_read_only(db: str) -> int:
         return con.execute("SELECT count(*) FROM exchanges").fetchone()[0]
     finally:
         con.close()
+
+
+def test_recover_applies_what_a_crash_left_once_and_refuses_while_a_proxy_records(sim, tmp_path):
+    db = str(tmp_path / "recover.duckdb")
+    proxy, recorder = _start(sim, db, str(tmp_path / "proxy.log"))
+    tally = Tally()
+    tally.when_counted(25, lambda: [os.kill(pid, signal.SIGKILL) for pid in (proxy.proc.pid, recorder)])
+    asyncio.run(drive(proxy.base_url, 6, 2, tally=tally))
+    proxy.proc.wait(30)
+    before = _exchanges(db)
+
+    done = subprocess.run([*RUNTAP, "recover", "--db", db], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    recovered = int(re.fullmatch(rf"recovered (\d+) exchanges from {re.escape(db)}.journal into .*\n", done.stdout)[1])
+    assert recovered > 0 and _exchanges(db) - before == recovered
+    stored = store_request_ids(db)
+    assert not tally.request_ids - stored and max(stored.values()) == 1
+    again = subprocess.run([*RUNTAP, "recover", "--db", db], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and again.stdout.startswith("nothing to recover"), again.stdout
+
+    proxy, recorder = _start(sim, db, str(tmp_path / "again.log"))
+    try:
+        busy = subprocess.run([*RUNTAP, "recover", "--db", db], capture_output=True, text=True, timeout=120)
+    finally:
+        assert proxy.stop() == 0
+    lines = busy.stderr.strip().splitlines()
+    assert busy.returncode == 2 and len(lines) == 1 and "a runtap proxy is recording to" in lines[0], busy.stderr
+
+
+def test_fsync_mode_records_everything_and_survives_sigkill(sim, tmp_path):
+    """--fsync: Content-Length responses are buffered until their record is synced, streams end
+    after it (addon/recorder.py): the same guarantee under SIGKILL."""
+    db = str(tmp_path / "fsync.duckdb")
+    proxy = start_proxy(sim.url, db, log_path=str(tmp_path / "proxy.log"), extra_args=["--fsync"])
+    wait_for_log(proxy, READY)
+    (recorder,) = child_pids(proxy.proc.pid)
+    tally = Tally()
+    tally.when_counted(30, lambda: [os.kill(pid, signal.SIGKILL) for pid in (proxy.proc.pid, recorder)])
+    asyncio.run(drive(proxy.base_url, 6, 2, tally=tally))
+    proxy.proc.wait(30)
+    again = start_proxy(sim.url, db, log_path=str(tmp_path / "again.log"), extra_args=["--fsync"])
+    wait_for_log(again, READY)
+    clean = asyncio.run(drive(again.base_url, 4, 1))
+    assert again.stop() == 0
+    assert not clean.errors, clean.errors
+    stored = store_request_ids(db)
+    received = tally.request_ids + clean.request_ids
+    assert not received - stored and max(stored.values()) == 1

@@ -13,13 +13,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import duckdb
 import httpx
 import pytest
 
+from runtap.addon.journal import SEGMENT_BYTES, journal_bytes, segments
 from runtap.demo.harness import SimulatorProcess, start_proxy
-from tests.load_clients import Tally, child_pids, drive, store_request_ids
+from tests.load_clients import Tally, child_pids, drive, store_request_ids, wait_for_log, wait_until_stored
 
 KEY = {"Authorization": "Bearer sk-store-faults"}
 # Holds the store's lock until told to let go (a line on stdin): tests release it at a point in
@@ -54,14 +56,6 @@ def _release(holder: subprocess.Popen) -> None:
     holder.communicate("release\n", timeout=30)
 
 
-def _wait_for_log(proxy, text: str, timeout: float = 60) -> None:
-    """Wait until the proxy has logged `text` (the writer's warnings come after its own waits)."""
-    deadline = time.monotonic() + timeout
-    while text not in proxy.log_text():
-        assert time.monotonic() < deadline, f"{text!r} not logged within {timeout}s:\n{proxy.log_text()[-2000:]}"
-        time.sleep(0.1)
-
-
 def _wait_for_store(db: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while not os.path.exists(db) and time.monotonic() < deadline:
@@ -92,7 +86,7 @@ def test_reader_holding_the_file_loses_nothing(sim, tmp_path):
     time.sleep(1)  # the first batch makes the file
     holder = _hold_lock(db)
     tally = asyncio.run(drive(proxy.base_url, 20, 3))  # the proxy serves while rows wait
-    _wait_for_log(proxy, "locked by another process")  # the writer warns after waiting 5 s
+    wait_for_log(proxy, "locked by another process")  # the writer warns after waiting 5 s
     _release(holder)
     code = proxy.stop()
     log = proxy.log_text()
@@ -120,9 +114,9 @@ def test_journal_limit_stops_recording_with_one_error_keeps_serving_and_resumes(
     _wait_for_store(db)
     holder = _hold_lock(db)
     statuses = _create_runs(proxy.base_url, 40, size=40_000)  # ~80 KB of journal each: far past 1 MB
-    _wait_for_log(proxy, "are NOT recorded until it catches up")
+    wait_for_log(proxy, "are NOT recorded until it catches up")
     _release(holder)
-    _wait_for_log(proxy, "recording resumes")
+    wait_for_log(proxy, "recording resumes")
     statuses += _create_runs(proxy.base_url, 3, size=40_000)
     code = proxy.stop()
     log = proxy.log_text()
@@ -180,3 +174,31 @@ def test_sigterm_under_load_flushes_everything_completed(sim, tmp_path, plain_mi
         f"{sum(lost.values())} of {sum(tally.request_ids.values())} completed exchanges lost\n{proxy.log_text()}"
     )
     assert sum(tally.request_ids.values()) >= 150
+
+
+def test_the_journal_stays_bounded_with_a_reader_holding_the_store_now_and_then(sim, tmp_path):
+    """2,000 polls, every other 500 of them while a reader holds the store: the journal grows while
+    the store is locked, then shrinks to about one segment once the recorder has caught up.
+    (benchmarks/bench_memory.py does the same over 100,000 exchanges.)"""
+    db = str(tmp_path / "bounded.duckdb")
+    proxy = start_proxy(sim.url, db, log_path=str(tmp_path / "proxy.log"))
+    wait_for_log(proxy, "recording to")
+    received, largest = Counter(), 0
+    with httpx.Client(base_url=proxy.base_url, headers=KEY, timeout=30) as client:
+        run = client.post("/threads/runs", json={"assistant_id": "asst_x"}).json()
+        path = f"/threads/{run['thread_id']}/runs/{run['id']}"
+        for block in range(4):
+            holder = _hold_lock(db) if block % 2 else None
+            for _ in range(500):
+                response = client.get(path)
+                assert response.status_code == 200
+                received[response.headers["x-request-id"]] += 1
+            largest = max(largest, journal_bytes(db + ".journal"))
+            if holder is not None:
+                _release(holder)
+    missing = wait_until_stored(db, received)
+    size, numbers = journal_bytes(db + ".journal"), segments(db + ".journal")
+    assert proxy.stop() == 0
+    assert not missing, f"{missing.total()} of {received.total()} polls not recorded"
+    assert numbers[-1] >= 3, numbers  # ~4 MB went through 1 MB segments
+    assert largest > SEGMENT_BYTES and size <= 2 * SEGMENT_BYTES, (largest, size)

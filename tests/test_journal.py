@@ -3,6 +3,7 @@ and the applier that tails it into a store exactly once (addon/journal_apply.py)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import pathlib
 
@@ -189,3 +190,17 @@ def test_a_quarantined_record_is_moved_aside(tmp_path):
     assert applier.counts.quarantined == 1 and _request_ids(db) == ["req_0", "req_2"]
     aside, _, _ = parse(pathlib.Path(journal_dir(db), "quarantine.seg").read_bytes())
     assert len(aside) == 1 and "thread_1/" in decode_payload(aside[0][2])[3]  # the record, intact
+
+
+def test_fsync_is_batched_and_a_response_waits_for_the_one_that_covers_it(tmp_path):
+    async def main():
+        journal = _writer(str(tmp_path / "s.duckdb"), fsync=True)
+        tickets = [journal.append((FLOW, *flow_record(_flow(n)))) for n in range(200)]
+        await asyncio.gather(*(journal.synced(t) for t in tickets))
+        syncer = journal._syncer
+        assert syncer.synced >= tickets[-1]
+        journal.close()
+        return syncer.fsyncs
+
+    fsyncs = asyncio.run(main())
+    assert 1 <= fsyncs < 200  # many records per fsync
