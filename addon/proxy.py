@@ -67,11 +67,43 @@ class _ProxyAddon(Recorder):
             print(self.line, file=sys.stderr, flush=True)
 
 
-# DumpMaster addons that nothing in `runtap proxy` can reach: reading flows from a file or stdin
-# (`rfile`) and exiting when done (`keepserving`), the console's command history, starting a
-# browser. mitmproxy dispatches every event of every exchange to every addon in its chain, hook
-# or not; these four cost ~0.6M instructions per request (callgrind), more than recording does.
-_UNUSED_ADDONS = ("readfilestdin", "keepserving", "commandhistory", "browser")
+# DumpMaster addons that nothing in `runtap proxy` can reach. mitmproxy dispatches every event of
+# every exchange (about ten, each followed by an `update`) to every addon in its chain, hook or not,
+# at ~0.15M instructions per request per addon (callgrind, benchmarks/README.md). `runtap proxy`
+# sets only the listen address, the mode and its own options, and loads no mitmproxy config file,
+# so these do nothing but cost: reading flows from a file or stdin and exiting when done, the
+# console's command history, starting a browser; and every addon whose every effect needs an
+# option or a command left at its default (scripts, server replay, map/modify rules, sticky auth
+# and cookies, proxy and upstream auth, block lists, anticache/anticomp, saving flows or HAR,
+# cut/export/comment commands). Kept: core, proxyserver, nextlayer, tlsconfig, dnsresolver,
+# block (refuses non-local clients in regular mode), onboarding (mitm.it, the CA for regular
+# mode), disableh2c, stripdnshttpsrecords and updatealtsvc (they act with default options),
+# clientplayback (its async `done` cannot run on removal), termlog, errorcheck (a start-up error
+# exits) and the dumper with --verbose.
+_UNUSED_ADDONS = (
+    "readfilestdin",
+    "keepserving",
+    "commandhistory",
+    "browser",
+    "scriptloader",
+    "serverplayback",
+    "mapremote",
+    "maplocal",
+    "modifybody",
+    "modifyheaders",
+    "stickyauth",
+    "stickycookie",
+    "proxyauth",
+    "upstreamauth",
+    "blocklist",
+    "anticache",
+    "anticomp",
+    "save",
+    "savehar",
+    "cut",
+    "export",
+    "comment",
+)
 
 
 def _drop_unused_addons(master: DumpMaster) -> None:

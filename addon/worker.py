@@ -195,7 +195,12 @@ def serve(stdin, stdout) -> int:
     except ModuleNotFoundError as exc:
         return _say(stdout, f"error: {missing_module_message(exc)}", 2)
     db, redact = settings["db"], tuple(settings["redact"])
-    writer = StoreWriter(db, batch_rows=settings["batch_rows"], max_queued_rows=settings["max_queued_rows"])
+    writer = StoreWriter(
+        db,
+        batch_rows=settings["batch_rows"],
+        batch_seconds=settings.get("batch_seconds", 0.5),
+        max_queued_rows=settings["max_queued_rows"],
+    )
     try:
         check_store_path(db)
         writer.start()
