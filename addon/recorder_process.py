@@ -258,8 +258,8 @@ class RecorderProcess:
             "journal": journal_dir(self.db),
             "redact": list(self.redact),
             "max_queued_rows": 20_000,  # memory only: the recorder reads the journal no faster than it writes
-            "batch_rows": int(os.environ.get("RT_BR", 500)),
-            "batch_seconds": float(os.environ.get("RT_BS", 0.5)),
+            "batch_rows": 500,
+            "batch_seconds": 0.5,  # freshness of the store only: the journal already holds everything
             "quarantine": sorted(self.quarantine),
             "careful_until": self._careful_until,
             "stop": self._closing,
