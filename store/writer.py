@@ -1,14 +1,14 @@
 """The store's one writer thread: batches rows into the DuckDB file.
 
 It runs in the worker process (addon/worker.py), which normalizes the flows of the live proxy
-and of ingest and `put`s their rows here. `put` only counts and `put_nowait`s (ingest's
-`block=True` waits for room instead of dropping), so the worker goes on to the next flow while
-this thread builds one Arrow frame per table with the schema's types and inserts it
-(`INSERT ... BY NAME`), never row by row. The file is opened per batch and closed right after,
-so `runtap report` in another process can read in between; while a reader holds the lock the
-batch is kept and retried with backoff, and new rows keep queueing. Memory is bounded by
-`max_queued_rows`: rows accepted but not yet written (queued or in the batch being retried).
-Past it, `put` drops and counts, with one warning per episode. Other write errors (disk full,
+(read from the journal) and of ingest and `put`s their rows here. `put` only counts and
+`put_nowait`s, so the worker goes on to the next flow while this thread builds one Arrow frame
+per table with the schema's types and inserts it (`INSERT ... BY NAME`), never row by row. The
+file is opened per batch and closed right after, so `runtap report` in another process can read
+in between; while a reader holds the lock the batch is kept and retried with backoff, and new
+rows keep queueing. Memory is bounded by `max_queued_rows`: rows accepted but not yet written
+(queued or in the batch being retried). Past it, `put(block=True)` (the worker, both for the
+journal and for ingest) waits for room; `put()` drops and counts, with one warning per episode. Other write errors (disk full,
 unwritable file) are logged once and the batch is retried every `error_retry_seconds`; the
 caller never sees them.
 
@@ -397,6 +397,11 @@ def _typed(schema: pa.Schema, rows: list[dict]) -> pa.Table:
     unknown = set().union(*rows) - set(schema.names) if rows else set()
     if unknown:
         raise ValueError(f"unknown columns {sorted(unknown)}")
+    if _plain(schema, rows):
+        try:  # Arrow's own row conversion: ~3x faster than column by column in Python
+            return pa.Table.from_pylist(rows, schema=schema)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            pass  # a value needs a conversion below (a JSON object as text, say), or is bad
     columns = []
     for fld in schema:
         values = [row.get(fld.name) for row in rows]
@@ -413,6 +418,13 @@ def _typed(schema: pa.Schema, rows: list[dict]) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+def _plain(schema: pa.Schema, rows: list[dict]) -> bool:
+    """Whether every timestamp is a datetime (or None): Arrow would read a number as microseconds,
+    where `_timestamp` reads epoch seconds (and an ISO string needs parsing)."""
+    names = _TIMESTAMPS[schema]
+    return all(type(row.get(name)) in _DATETIME_OR_NONE for row in rows for name in names)
+
+
 def _timestamp(value):
     """Accept datetimes (naive = UTC), epoch seconds (the API's own) and ISO strings (HAR)."""
     if isinstance(value, datetime):
@@ -425,6 +437,8 @@ def _timestamp(value):
 
 
 _JSON_COLUMNS = {c for cols in TABLES.values() for c, ty in cols if ty == "JSON"}
+_TIMESTAMPS = {schema: [f.name for f in schema if pa.types.is_timestamp(f.type)] for schema in _SCHEMAS.values()}
+_DATETIME_OR_NONE = (datetime, type(None))
 
 _INSERT_SQL = {t: insert_sql(t, "runtap_frame") for t in TABLES}
 
