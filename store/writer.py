@@ -8,9 +8,9 @@ file is opened per batch and closed right after, so `runtap report` in another p
 in between; while a reader holds the lock the batch is kept and retried with backoff, and new
 rows keep queueing. Memory is bounded by `max_queued_rows`: rows accepted but not yet written
 (queued or in the batch being retried). Past it, `put(block=True)` (the worker, both for the
-journal and for ingest) waits for room; `put()` drops and counts, with one warning per episode. Other write errors (disk full,
-unwritable file) are logged once and the batch is retried every `error_retry_seconds`; the
-caller never sees them.
+journal and for ingest) waits for room; `put()` drops and counts, with one warning per
+episode. Other write errors (disk full, unwritable file) are logged once and the batch is
+retried every `error_retry_seconds`; the caller never sees them.
 
 Journal position: a `put` may carry the journal position its rows came from (addon/journal.py);
 the batch's last position is written to `runtap_meta` (key `journal_position`, "SEGMENT:OFFSET")
