@@ -266,6 +266,11 @@ def _serve_journal(settings: dict, writer, stdin, stdout, end) -> int:
         data = os.read(stdin.fileno(), 4096)  # the raw fd: nothing may wait in a Python buffer
         return "stop" if not data or b"stop" in data else None
 
+    live = None
+    if settings.get("otlp"):  # `runtap proxy --otlp URL`: spans of runs as they end (otel/live.py)
+        from runtap.otel.live import LiveExporter
+
+        live = LiveExporter(settings["db"], settings["otlp"])
     applier = JournalApplier(
         settings["db"],
         settings["journal"],
@@ -278,10 +283,14 @@ def _serve_journal(settings: dict, writer, stdin, stdout, end) -> int:
         stop=settings.get("stop", False),
         recover_until=end,
     )
+    if live is not None:
+        live.attach(writer)
     try:
         counts = applier.run()
     finally:
         applier.finish(CLOSE_SECONDS)
+        if live is not None:
+            live.close()
     stats = writer.stats()
     log.info(
         "runtap recorder: %d exchanges applied from the journal, %d rows written, %d rejected",
