@@ -8,7 +8,9 @@ throughput on 2 cores) or from ingest's file reader. It has two sources:
   journal (addon/journal.py) and this process tails it into the store, exactly once
   (addon/journal_apply.py). The proxy starts, watches and restarts it
   (addon/recorder_process.py). stdin carries only the settings line, then `stop` (or EOF: the
-  proxy is gone), after which the process applies what the journal holds and exits.
+  proxy is gone), after which the process applies what the journal holds and exits. With
+  "otlp" in the settings (`runtap proxy --otlp URL`) it also sends each run's spans once the run
+  ends, on a thread of its own (otel/live.py).
 - a pipe (ingest, `Worker` below): stdin carries pickled lists of items. `put` only appends to
   a deque; a sender thread wakes every `SEND_INTERVAL` and pickles what accumulated in one
   write. Lossless: `put` waits for room instead of dropping, and so does the writer.

@@ -28,7 +28,8 @@ loop, on a thread of its own, so the store writer never waits for it:
   everything, and `runtap export --otlp` sends it later with the same ids); later rounds try
   again, and one more warning says when the receiver accepts spans again. A request gives up
   after `TIMEOUT_SECONDS`, retries included (or OTEL_EXPORTER_OTLP_TRACES_TIMEOUT), so a round
-  or the shutdown waits that long at most; the exporter's own log lines are not shown.
+  waits that long at most, and the shutdown twice that (the round under way, then the last
+  send, joined into one); the exporter's own log lines are not shown.
 - What is exported: what `runtap export` exports without `--include-content` (no message
   content, no header values); Responses API exchanges are HTTP spans only, as there.
 """

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -24,14 +26,22 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from runtap.demo.harness import RUNTAP, free_port, start_proxy
-from runtap.demo.workload import ASSISTANTS, run_workload
+from runtap.demo.workload import ASSISTANTS, WEATHER, run_workload
 from runtap.simulator.config import SimConfig
 from runtap.simulator.server import start_simulator
 from tests.conftest import DEMO_KEY
-from tests.load_clients import drive, store_request_ids, wait_for_log, wait_until_stored
+from tests.load_clients import child_pids, drive, store_request_ids, wait_for_log, wait_until_stored
 from tests.otlp_file import read_spans, value
 
 WAIT_SECONDS = 60
+
+
+def _wait_for(condition, what: str) -> None:
+    """Wait until `condition()` holds (a point in the work, not a guessed time)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen within {WAIT_SECONDS}s"
+        time.sleep(0.05)
 
 
 class Receiver:
@@ -227,6 +237,81 @@ def test_a_receiver_that_is_down_costs_one_warning_and_nothing_in_the_store(tmp_
     assert re.search(r"failed: .*(refused|Connection)", warnings[0]), warnings[0]
     assert "Failed to export" not in log and "Traceback" not in log  # the exporter's own lines stay out
     assert stopped_in < 20  # the shutdown's last send waits TIMEOUT_SECONDS at most
+
+
+def test_a_run_still_open_is_sent_at_shutdown(tmp_path):
+    from openai import OpenAI
+
+    db = str(tmp_path / "open.duckdb")
+    receiver = Receiver()
+    try:
+        with start_simulator(SimConfig(seed=3, assistants=ASSISTANTS)) as sim:
+            proxy = start_proxy(sim.url, db, extra_args=["--otlp", receiver.url])
+            try:
+                client = OpenAI(base_url=proxy.base_url, api_key=DEMO_KEY, max_retries=0)
+                thread = client.beta.threads.create(messages=[{"role": "user", "content": "Weather in Oslo?"}])
+                run = client.beta.threads.runs.create_and_poll(
+                    thread_id=thread.id, assistant_id=WEATHER, metadata={"sim_outcome": "completed"}
+                )
+                assert run.status == "requires_action"  # and the client never answers
+                # An exchange on no run (a message posted) is sent at once, after everything journaled before it:
+                # once it is in, the open run has been looked at, and was not sent.
+                posted = client.beta.threads.messages.with_raw_response.create(
+                    thread_id=thread.id, role="user", content="Still there?"
+                )
+                request_id = [posted.headers["x-request-id"]]
+                _wait_for(
+                    lambda: any(
+                        _attributes(s).get("http.response.header.x-request-id") == request_id for s in receiver.spans()
+                    ),
+                    "the posted message's span",
+                )
+                assert not [s for s in receiver.spans() if _attributes(s).get("runtap.run.id") == run.id]
+            finally:
+                code = proxy.stop()
+    finally:
+        receiver.close()
+    assert code == 0, proxy.log_text()[-3000:]
+    spans = receiver.spans()
+    (agent,) = [s for s in spans if _attributes(s).get("runtap.run.id") == run.id]
+    assert _attributes(agent)["runtap.run.status"] == "requires_action"
+    assert _attributes(agent)["runtap.run.ended"] is False
+    tools = [s for s in spans if s.parent_span_id == agent.span_id and s.name.startswith("execute_tool")]
+    assert len(tools) == len(run.required_action.submit_tool_outputs.tool_calls)
+    (root,) = [s for s in spans if s.name == "thread"]
+    assert agent.parent_span_id == root.span_id and root.start_time_unix_nano <= agent.start_time_unix_nano
+    assert max(s.end_time_unix_nano for s in spans) == root.end_time_unix_nano
+
+
+def test_a_restarted_recorder_sends_again_only_with_the_same_ids(tmp_path):
+    db = str(tmp_path / "restart.duckdb")
+    receiver = Receiver()
+    try:
+        with start_simulator(SimConfig(seed=7, assistants=ASSISTANTS)) as sim:
+            proxy = start_proxy(sim.url, db, extra_args=["--otlp", receiver.url])
+            try:
+                first = asyncio.run(drive(proxy.base_url, clients=3, sessions=2))
+                _wait_for(
+                    lambda: set(first.runs) <= {_attributes(s).get("runtap.run.id") for s in receiver.spans()},
+                    "the first runs' spans",
+                )
+                (recorder,) = child_pids(proxy.proc.pid)
+                os.kill(recorder, signal.SIGKILL)
+                wait_for_log(proxy, "recorder process restarted")
+                second = asyncio.run(drive(proxy.base_url, clients=3, sessions=2))
+            finally:
+                code = proxy.stop()
+    finally:
+        receiver.close()
+    assert code == 0, proxy.log_text()[-3000:]
+    out = str(tmp_path / "export.jsonl")
+    subprocess.run([*RUNTAP, "export", "--otlp-file", out, "--db", db], check=True, capture_output=True)
+    exported = {s.span_id for s in read_spans(out) if not s.name.startswith("chat ")}
+    spans = receiver.spans()
+    received = {s.span_id.hex() for s in spans if not s.name.startswith("chat ")}
+    assert received <= exported  # whatever was sent twice, it was sent with the same ids
+    agents = {_attributes(s).get("runtap.run.id") for s in spans if s.name.startswith("invoke_agent")}
+    assert set(first.runs) | set(second.runs) <= agents
 
 
 def test_a_bad_otlp_url_is_one_line_and_exit_2(tmp_path):
