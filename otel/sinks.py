@@ -116,6 +116,7 @@ class OtlpHttpSink:
     def export(self, spans: Sequence[ReadableSpan]) -> None:
         """Send one batch (retried by the exporter on transient errors)."""
         logger = logging.getLogger("opentelemetry.exporter")
+        self.errors.message = self.errors.cause = None  # this batch's reason, not an earlier one's
         logger.addHandler(self.errors)
         propagate, logger.propagate = logger.propagate, False
         try:
