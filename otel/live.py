@@ -4,18 +4,18 @@ This runs in the recorder process (addon/worker.py in journal mode), never in th
 loop, on a thread of its own, so the store writer never waits for it:
 
 - `attach` wraps the store writer: each `put` of a journal record's rows notes what they touch
-  (run ids, exchange ids with their run, capture ids) with the record's journal position, and
-  each commit wakes the exporter thread.
-- A round (one per wake-up; commits that came meanwhile are taken together): open the store with
-  the writer's own connection settings (one DuckDB instance in this process: neither waits for
-  the other), read in one transaction the journal position committed with the rows, take the
-  notes up to it (exactly what that snapshot holds), load only what they touch
-  (`load.load_sessions(only=...)`), build the spans with `runtap export`'s `SpanModel` (same
-  ids, same attributes) and send:
+  (run ids, exchange ids with their run) with the record's journal position, and each commit
+  wakes the exporter thread.
+- A round (after a commit, at most one per `ROUND_SECONDS`; commits that came meanwhile are taken
+  together): open the store with the writer's own connection settings (one DuckDB instance in
+  this process: neither waits for the other), read in one transaction the journal position
+  committed with the rows, take the notes up to it (exactly what that snapshot holds), load only
+  what they touch (`load.load_sessions(only=...)`), build the spans with `runtap export`'s
+  `SpanModel` (same ids, same attributes) and send:
   - a touched run in a terminal status, not sent yet: its `invoke_agent` span and everything
     under it (`chat`, `execute_tool`, its exchanges);
   - an exchange of a run already sent (a poll after the end): its span alone;
-  - an exchange on no run (thread and message creation, message lists): its span, at once.
+  - an exchange on no run (thread and message creation): its span, at once.
 - At shutdown, after the last commit: a last round, then the runs still open (their spans end at
   their last observation), exchanges of runs the store never saw, and each thread's root span
   `thread` over what was sent for that thread (its parent, sent last: its extent is known then).
@@ -39,6 +39,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 import duckdb
@@ -57,6 +58,7 @@ from runtap.store.writer import POSITION_KEY
 log = logging.getLogger("runtap.addon")
 
 TIMEOUT_SECONDS = 5.0
+ROUND_SECONDS = 2.0
 Position = tuple[int, int]
 
 
@@ -92,7 +94,7 @@ class LiveExporter:
         self._notes: collections.deque[_Note] = collections.deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._closing = False
+        self._closing = threading.Event()
         self._failing: str | None = None  # the reason last said, while the receiver fails
         self._round_error: str | None = None
         self._thread = threading.Thread(target=self._loop, name="runtap-otlp", daemon=True)
@@ -130,7 +132,7 @@ class LiveExporter:
 
     def close(self) -> None:
         """After the last commit: a last round, then open runs and thread spans; release the exporter."""
-        self._closing = True
+        self._closing.set()
         self._wake.set()
         self._thread.join()
         try:
@@ -145,8 +147,9 @@ class LiveExporter:
         while True:
             self._wake.wait()
             self._wake.clear()
-            if self._closing:
+            if self._closing.is_set():
                 return
+            started = time.monotonic()
             try:
                 self._round()
                 self._round_error = None
@@ -154,6 +157,10 @@ class LiveExporter:
                 if str(exc) != self._round_error:
                     self._round_error = str(exc)
                     log.error("runtap recorder: OTLP spans not built: %s; trying again after the next commit", exc)
+            # A round costs ~0.1-0.3 s of CPU whatever it loads (the query's fixed cost): at most
+            # one per ROUND_SECONDS, commits meanwhile are taken together.
+            if self._closing.wait(max(0.0, ROUND_SECONDS - (time.monotonic() - started))):
+                return
 
     def _round(self, *, send: bool = True) -> list[ReadableSpan]:
         """One round (see the module docstring); the spans, unless sent."""
