@@ -93,7 +93,6 @@ class Recorder:
             False,
             "Also fsync the journal (batched) before a response is handed over: survives power loss.",
         )
-
         loader.add_option(
             "runtap_otlp",
             str,
