@@ -81,6 +81,7 @@ BUILD = [
         CASE WHEN (i + j) % 211 = 0 THEN 500 ELSE 200 END AS status_code,
         t0 + to_milliseconds(j * 1000) AS request_started_at,
         t0 + to_milliseconds(j * 1000 + 5 + hash(i, j) % 30) AS response_started_at,
+        t0 + to_milliseconds(j * 1000 + 5 + hash(i, j) % 30) AS first_byte_at,
         t0 + to_milliseconds(CASE WHEN streamed THEN 9000 ELSE j * 1000 END + 20 + hash(i, j) % 100)
             AS response_ended_at,
         (CASE WHEN streamed THEN 9000 ELSE 0 END + 20 + hash(i, j) % 100)::DOUBLE AS duration_ms,
