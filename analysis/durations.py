@@ -11,7 +11,7 @@ from __future__ import annotations
 import polars as pl
 
 from runtap.analysis.exprs import quantile_columns
-from runtap.analysis.loader import STAY_STATUSES
+from runtap.store.intervals import STAY_STATUSES
 
 PERCENTS = (50, 90)
 

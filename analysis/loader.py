@@ -17,10 +17,10 @@ import duckdb
 import polars as pl
 
 from runtap.addon.response_routes import RESPONSE_OPERATIONS
-from runtap.analysis.facts import TERMINAL, matching_runs, restrict
+from runtap.analysis.facts import matching_runs, restrict
 from runtap.analysis.filters import Filters
 from runtap.analysis.response_facts import matching_responses
-from runtap.store.intervals import status_boundaries_sql
+from runtap.store.intervals import STAY_STATUSES, stay_totals_sql
 from runtap.store.latest import STEP_FACTS, TOKENS, per_object, status_changes
 from runtap.store.schema import TABLES
 
@@ -106,47 +106,6 @@ def load_transition_counts(con, filters: Filters) -> pl.LazyFrame:
     return _frame(con, sql, params)
 
 
-# The statuses whose time `durations` reports (a run's stays in one of them, summed).
-STAY_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
-_TERMINAL = ", ".join(f"'{s}'" for s in TERMINAL)
-
-
-def _stay_sums(boundaries: str) -> str:
-    """Per run, from its visits' starts (`status_boundaries_sql` rows, `at_us` the estimate):
-    `<status>_ms` and `<status>_uncertainty_ms` for each of STAY_STATUSES, end_to_end_ms and
-    end_to_end_uncertainty_ms; NULL where the run has no such closed stay.
-
-    A visit ends where the next begins, so a run's time in status s is the sum of the starts of
-    the visits that left s (from_status = s) minus the starts of its visits in s, the last visit
-    excepted when it is still in s: one GROUP BY, no second window to pair visits. A stay's
-    uncertainty is its two boundaries' summed, NULL when its start is unbounded (first_seen).
-    """
-    parts = []
-    for s in STAY_STATUSES:
-        last = f"CASE WHEN last_status = '{s}' THEN"
-        parts.append(
-            f"CASE WHEN {s}_left > 0 THEN ({s}_out - {s}_in + {last} last_at ELSE 0 END) / 1000.0 END AS {s}_ms, "
-            f"CASE WHEN {s}_left > 0 AND NOT (first_status = '{s}' AND first_u IS NULL) "
-            f"THEN {s}_u - {last} coalesce(last_u, 0) ELSE 0 END END AS {s}_uncertainty_ms"
-        )
-    sums = ", ".join(
-        f"sum(at_us) FILTER (WHERE from_status = '{s}') AS {s}_out, count(*) FILTER (WHERE from_status = '{s}') AS {s}_left, "
-        f"sum(at_us) FILTER (WHERE status = '{s}') AS {s}_in, "
-        f"sum(uncertainty_ms) FILTER (WHERE from_status = '{s}' OR status = '{s}') AS {s}_u"
-        for s in STAY_STATUSES
-    )
-    return f"""
-        SELECT run_id, {", ".join(parts)},
-               CASE WHEN last_status IN ({_TERMINAL}) AND first_status NOT IN ({_TERMINAL}) AND first_u IS NOT NULL
-                    THEN (last_at - first_at) / 1000.0 END AS end_to_end_ms,
-               CASE WHEN last_status IN ({_TERMINAL}) AND first_status NOT IN ({_TERMINAL})
-                    THEN first_u + last_u END AS end_to_end_uncertainty_ms
-        FROM (SELECT run_id, arg_min(status, k) AS first_status, arg_min(at_us, k) AS first_at,
-                     arg_min(uncertainty_ms, k) AS first_u, arg_max(status, k) AS last_status,
-                     arg_max(at_us, k) AS last_at, arg_max(uncertainty_ms, k) AS last_u, {sums}
-              FROM {boundaries} GROUP BY run_id)"""
-
-
 def load_duration_stats(con, filters: Filters, *, by_assistant: bool = False) -> pl.LazyFrame:
     """Per model (and assistant_id), from the runs' stays (`run_status_intervals`'s rules,
     store/intervals.py): runs; [p50, p90] of each run's time in each of `STAY_STATUSES`
@@ -174,7 +133,7 @@ def load_duration_stats(con, filters: Filters, *, by_assistant: bool = False) ->
         for name, expr in api.items()
     )
     sql = f"""WITH {cte},
-        per_run AS ({_stay_sums(f"({status_boundaries_sql(restrict(filters))})")}),
+        per_run AS ({stay_totals_sql(restrict(filters))}),
         polls AS (
             SELECT run_id, count(*) AS polls FROM exchanges
             WHERE operation = 'getRun' AND run_id IS NOT NULL GROUP BY run_id

@@ -11,21 +11,29 @@ server-to-proxy delay then shifts both ends alike and cancels out of the midpoin
 
 A boundary (a visit's start) lies in (earliest, latest]:
 - latest is the first observation of the new status;
-- earliest is the last observation of the old status. A POST that causes the transition, seen as
-  the exchange that first shows the new status, raises it to that POST's request start:
-  submitToolOutputsToRun ends requires_action, cancelRun starts cancelling (or cancelled);
+- earliest is the last observation of the old status;
+- a POST that causes the transition, seen as the exchange that first shows the new status,
+  bounds it on both sides: createRun / createThreadAndRun start the first visit,
+  submitToolOutputsToRun ends requires_action, cancelRun starts cancelling (or cancelled). The
+  change happened after the POST's request started (earliest is raised to it) and before its
+  response headers arrived (latest is lowered to them: the HTTP status a server answers with
+  says whether it made the change, so it made it first). This holds for a streamed POST too:
+  its first events, like its headers, come after the change, a few ms late under load (a
+  streamed create's first event arrived 2-14 ms after the simulator created the run on a
+  loaded 2-core machine; the middle of request start and headers was within 4.5 ms);
 - a stream read from a file (no per-event arrival times: its exchange has no `first_byte_at`)
   only says the status held somewhere between the response's start and its end, so earliest
   never exceeds that stream's response start;
-- the first visit starts when the run was created: earliest is the request start of the
-  createRun / createThreadAndRun exchange that first showed it; for a run first seen later
-  (a poll, a list), the API's `created_at` when it is not after that first sighting; otherwise
-  nothing bounds it (earliest NULL: the visit starts at its first sighting, uncertainty NULL).
+- a run first seen later than its creation (a poll, a list) has a first visit that began when
+  the run was created: earliest is the API's `created_at` (for a terminal first status, the
+  second it names, below) when it is not after that first sighting; otherwise nothing bounds
+  it (earliest NULL: the visit starts at its first sighting, uncertainty NULL).
 
 The estimate (`entered_at`) and its `entered_uncertainty_ms` (the most it can be off):
-- new status first seen in a live SSE event: its arrival; the uncertainty is `SSE_MS`, the
-  server-to-proxy delivery time of one event on a loopback or LAN hop (measured well under
-  1 ms on this project's machine, 2-3 ms under load), never more than the gap to earliest;
+- new status first seen in a live SSE event of a stream that did not cause it: its arrival;
+  the uncertainty is `SSE_MS`, the server-to-proxy delivery time of one event on a loopback or
+  LAN hop (well under 1 ms on an idle machine, a few ms under load), never more than the gap
+  to earliest;
 - otherwise the middle of (earliest, latest], uncertainty half its width (for a status first
   seen in a poll, half the poll gap; a transition is as likely anywhere in the gap);
 - the API's own timestamps are whole seconds: a bound, never the estimate, and only where they
@@ -54,9 +62,13 @@ from runtap.store.latest import status_changes
 
 SSE_MS = 5.0  # the uncertainty of a status first seen in a live SSE event
 CREATE_OPERATIONS = ("createRun", "createThreadAndRun")
-TERMINAL = ("completed", "failed", "cancelled", "expired")
+# Statuses a run ends in; the API names the second of the first four (not of incomplete).
+TERMINAL = ("completed", "failed", "cancelled", "expired", "incomplete")
+# The statuses whose time `report durations` gives (a run's stays in one of them, summed).
+STAY_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
 _CREATES = ", ".join(f"'{op}'" for op in CREATE_OPERATIONS)
 _TERMINAL = ", ".join(f"'{s}'" for s in TERMINAL)
+_SECOND_NAMED = ", ".join(f"'{s}'" for s in TERMINAL[:4])
 SECOND_US = 1_000_000
 
 # Per snapshot, before the window sorts them: whether it is an SSE event, and the API's second
@@ -85,20 +97,24 @@ def status_boundaries_sql(where: str = "true") -> str:
     return f"""
     WITH seen AS (  -- each visit's first observation, and what its exchange says
         SELECT run_id, k, to_status AS status, from_status, api_us, from_status IS NULL AS first,
-               epoch_us(observed_at) AS hi, epoch_us(previous_observed_at) AS prev_us,
-               sse AND coalesce(tapped, false) AS live, sse AND NOT coalesce(tapped, false) AS file,
+               epoch_us(observed_at) AS seen_us, epoch_us(previous_observed_at) AS prev_us,
+               sse AND coalesce(tapped, false) AS tapped_sse, sse AND NOT coalesce(tapped, false) AS file,
                coalesce(creates, false) AS creates, request_us, response_us,
                coalesce(from_status = 'requires_action' AND submits
                         AND to_status NOT IN ('expired', 'cancelling', 'cancelled'), false) AS submitted,
                coalesce(cancels AND to_status IN ('cancelling', 'cancelled'), false) AS cancelled
         FROM ({changes}) LEFT JOIN {_EXCHANGES} USING (exchange_id)
+    ), caused AS (  -- whether the exchange that first showed the status is the POST that caused it
+        SELECT *, (first AND creates) OR submitted OR cancelled AS by_post FROM seen
     ), bounded AS (  -- (lo, hi] from the observations and the POST that caused the change
-        SELECT *,
-            CASE WHEN first THEN CASE WHEN creates THEN request_us WHEN api_us <= hi THEN api_us END
-                 ELSE greatest(CASE WHEN file THEN least(prev_us, response_us) ELSE prev_us END,
-                               CASE WHEN submitted OR cancelled THEN request_us END) END AS lo,
-            NOT live AND (status IN ({_TERMINAL}) OR (first AND status = 'queued')) AS api_names_it
-        FROM seen
+        SELECT *, tapped_sse AND NOT by_post AS live,
+            CASE WHEN by_post THEN least(seen_us, response_us) ELSE seen_us END AS hi,
+            CASE WHEN by_post THEN greatest(request_us, prev_us) WHEN first THEN
+                      CASE WHEN api_us <= seen_us THEN api_us END
+                 ELSE CASE WHEN file THEN least(prev_us, response_us) ELSE prev_us END END AS lo,
+            NOT (tapped_sse AND NOT by_post) AND (status IN ({_SECOND_NAMED}) OR (first AND status = 'queued'))
+                AS api_names_it
+        FROM caused
     ), narrowed AS (  -- a gap wider than a second that overlaps the API's second for the new status
         SELECT *, coalesce(api_names_it AND hi - lo > {SECOND_US} AND api_us < hi AND api_us + {SECOND_US} > lo,
                            false) AS by_api
@@ -107,7 +123,7 @@ def status_boundaries_sql(where: str = "true") -> str:
         SELECT run_id, k, status, from_status, live,
             CASE WHEN live THEN 'sse' WHEN lo IS NULL THEN 'first_seen' WHEN by_api THEN 'api_seconds'
                  WHEN first THEN CASE WHEN creates THEN 'create' ELSE 'created_at' END
-                 WHEN file THEN 'stream_file' WHEN submitted THEN 'submit' WHEN cancelled THEN 'cancel'
+                 WHEN submitted THEN 'submit' WHEN cancelled THEN 'cancel' WHEN file THEN 'stream_file'
                  ELSE 'poll' END AS evidence,
             CASE WHEN by_api THEN greatest(lo, api_us) ELSE lo END AS lo_us,
             CASE WHEN by_api THEN least(hi, api_us + {SECOND_US}) ELSE hi END AS hi_us
@@ -133,3 +149,41 @@ def run_status_intervals_sql(where: str = "true") -> str:
     FROM ({status_boundaries_sql(where)})
     WINDOW stays AS (PARTITION BY run_id ORDER BY k)
     """
+
+
+def stay_totals_sql(where: str = "true") -> str:
+    """SELECT per run (of the snapshots passing `where`): `<status>_ms` and
+    `<status>_uncertainty_ms` for each of STAY_STATUSES (the run's closed stays in the status
+    summed, with their uncertainties summed; NULL when it never left the status), end_to_end_ms
+    and end_to_end_uncertainty_ms (first stay's start to its terminal status; NULL unless the run
+    was seen from a bounded start to its end). The same figures as summing `run_status_intervals`.
+
+    A visit ends where the next begins, so a run's time in status s is the sum of the starts of
+    the visits that left s (from_status = s) minus the starts of its visits in s, plus the start
+    of its last visit when that is still in s: one GROUP BY over the boundaries, no second window
+    to pair each visit with the next.
+    """
+    parts = []
+    for s in STAY_STATUSES:
+        open_ = f"CASE WHEN last_status = '{s}' THEN"
+        parts.append(
+            f"CASE WHEN {s}_left > 0 THEN ({s}_out - {s}_in + {open_} last_at ELSE 0 END) / 1000.0 END AS {s}_ms, "
+            f"CASE WHEN {s}_left > 0 AND NOT (first_status = '{s}' AND first_u IS NULL) "
+            f"THEN {s}_u - {open_} coalesce(last_u, 0) ELSE 0 END END AS {s}_uncertainty_ms"
+        )
+    sums = ", ".join(
+        f"sum(at_us) FILTER (WHERE from_status = '{s}') AS {s}_out, "
+        f"count(*) FILTER (WHERE from_status = '{s}') AS {s}_left, "
+        f"sum(at_us) FILTER (WHERE status = '{s}') AS {s}_in, "
+        f"sum(uncertainty_ms) FILTER (WHERE from_status = '{s}' OR status = '{s}') AS {s}_u"
+        for s in STAY_STATUSES
+    )
+    ended = f"last_status IN ({_TERMINAL}) AND first_status NOT IN ({_TERMINAL}) AND first_u IS NOT NULL"
+    return f"""
+        SELECT run_id, {", ".join(parts)},
+               CASE WHEN {ended} THEN (last_at - first_at) / 1000.0 END AS end_to_end_ms,
+               CASE WHEN {ended} THEN first_u + last_u END AS end_to_end_uncertainty_ms
+        FROM (SELECT run_id, arg_min(status, k) AS first_status, arg_min(at_us, k) AS first_at,
+                     arg_min(uncertainty_ms, k) AS first_u, arg_max(status, k) AS last_status,
+                     arg_max(at_us, k) AS last_at, arg_max(uncertainty_ms, k) AS last_u, {sums}
+              FROM ({status_boundaries_sql(where)}) GROUP BY run_id)"""

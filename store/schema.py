@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from runtap.store.intervals import run_status_intervals_sql
 from runtap.store.latest import (
     RESPONSE_FACTS,
     RESPONSE_TOKENS,
@@ -20,7 +21,6 @@ from runtap.store.latest import (
     per_object,
     status_changes,
 )
-from runtap.store.intervals import run_status_intervals_sql
 
 SCHEMA_VERSION = 1
 
