@@ -184,7 +184,8 @@ SQL = {
               FROM lh),
         est AS (SELECT run_id, status, observed_at, request_started_at, seq,
                   CASE WHEN live OR lo IS NULL THEN hi
-                       WHEN by_api THEN (greatest(lo, api) + least(hi, api + 1000000)) // 2 ELSE (lo + hi) // 2 END AS at_us,
+                       WHEN by_api THEN (greatest(lo, api) + least(hi, api + 1000000)) // 2
+                       ELSE (lo + hi) // 2 END AS at_us,
                   CASE WHEN live THEN least(5.0, coalesce((hi - lo) / 1000.0, 5.0))
                        WHEN by_api THEN (least(hi, api + 1000000) - greatest(lo, api)) / 2000.0
                        ELSE (hi - lo) / 2000.0 END AS u
@@ -198,7 +199,8 @@ SQL = {
               WINDOW w AS (PARTITION BY run_id ORDER BY observed_at, request_started_at, seq),
                      w2 AS (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)),
         t AS (SELECT run_id,
-                  sum(d) FILTER (WHERE status = 'queued') / 1000.0 AS q, sum(u + nu) FILTER (WHERE status = 'queued') AS qu,
+                  sum(d) FILTER (WHERE status = 'queued') / 1000.0 AS q,
+                  sum(u + nu) FILTER (WHERE status = 'queued') AS qu,
                   sum(d) FILTER (WHERE status = 'in_progress') / 1000.0 AS ip,
                   sum(u + nu) FILTER (WHERE status = 'in_progress') AS ipu,
                   sum(d) FILTER (WHERE status = 'requires_action') / 1000.0 AS ra,
@@ -215,8 +217,10 @@ SQL = {
               FROM stays GROUP BY run_id),
         p AS (SELECT run_id, count(*) AS n FROM exchanges WHERE operation = 'getRun' GROUP BY run_id)
         SELECT model, count(*),
-            quantile_cont(q, [0.5, 0.9]), quantile_cont(qu, 0.5), quantile_cont(ip, [0.5, 0.9]), quantile_cont(ipu, 0.5),
-            quantile_cont(ra, [0.5, 0.9]), quantile_cont(rau, 0.5), quantile_cont(cn, [0.5, 0.9]), quantile_cont(cnu, 0.5),
+            quantile_cont(q, [0.5, 0.9]), quantile_cont(qu, 0.5),
+            quantile_cont(ip, [0.5, 0.9]), quantile_cont(ipu, 0.5),
+            quantile_cont(ra, [0.5, 0.9]), quantile_cont(rau, 0.5),
+            quantile_cont(cn, [0.5, 0.9]), quantile_cont(cnu, 0.5),
             quantile_cont(e2e, [0.5, 0.9]), quantile_cont(e2eu, 0.5),
             count(ended_at - created_at) FILTER (WHERE e2e IS NULL),
             quantile_cont(epoch_ms(started_at - created_at), [0.5, 0.9]) FILTER (WHERE e2e IS NULL),
@@ -249,7 +253,9 @@ VIEW_QUERIES = {
     "runs by status": "SELECT status, count(*) FROM runs GROUP BY status",
     "run_transitions": "SELECT count(*) FROM run_transitions",
     "run_steps": "SELECT count(*), sum(total_tokens) FROM run_steps",
-    "run_status_intervals": "SELECT status, count(*), sum(duration_ms), avg(uncertainty_ms) FROM run_status_intervals GROUP BY status",
+    "run_status_intervals": (
+        "SELECT status, count(*), sum(duration_ms), avg(uncertainty_ms) FROM run_status_intervals GROUP BY status"
+    ),
 }
 
 
