@@ -118,17 +118,43 @@ def cli():
     "OpenAI-Organization, OpenAI-Project and cookies are always redacted.",
 )
 @click.option("--verbose", is_flag=True, help="Log every flow and mitmproxy's info messages.")
-def proxy(upstream, listen, db, mode, redact, verbose):
+@click.option(
+    "--fsync",
+    is_flag=True,
+    help="Also fsync the journal (batched) before each response is handed over, so a power loss "
+    "loses nothing either (default: safe against the process dying).",
+)
+def proxy(upstream, listen, db, mode, redact, verbose, fsync):
     """Record Assistants runs traffic into a DuckDB store.
 
     Point clients at it with OPENAI_BASE_URL=http://127.0.0.1:8080/v1. Runs endpoints
     (and thread/message creation, for replay) are recorded; everything else passes through
-    untouched. Stop with Ctrl-C or SIGTERM: everything seen is flushed to the store first.
+    untouched. Every exchange is in a journal beside the store (DB.journal/) before its client
+    has the response; what a crash left there is applied on the next start. Stop with Ctrl-C or
+    SIGTERM: everything seen is in the store first.
     """
     from runtap.addon.proxy import run_proxy
 
     host, port = listen
-    run_proxy(upstream=upstream, host=host, port=port, db=db, mode=mode, redact=redact, verbose=verbose)
+    run_proxy(upstream=upstream, host=host, port=port, db=db, mode=mode, redact=redact, verbose=verbose, fsync=fsync)
+
+
+# --- recover ----------------------------------------------------------------------------------
+@cli.command()
+@db_option
+def recover(db):
+    """Apply what the journal beside a store holds and the store does not (after a crash).
+
+    `runtap proxy` does this itself when it starts; this is for a store you want to read
+    without starting the proxy again. Safe to run twice: nothing is applied twice.
+    """
+    from runtap.addon.recorder_process import recover_journal
+
+    result = recover_journal(db, log_level="WARNING")
+    if result is None:
+        click.echo(f"nothing to recover: no journal beside {db}")
+    else:
+        click.echo(f"recovered {result.recovered} exchanges from {db}.journal into {db}")
 
 
 # --- demo -------------------------------------------------------------------------------------
