@@ -305,7 +305,18 @@ or [fail] [incomplete] [expire] [slow] [complete] in the last user message.
 A response chooses what the equivalent run chooses (same model, instructions,
 tools and user messages): the same function calls and usage; the response
 after function_call_output items is the run's turn after submit_tool_outputs.
-Responses cannot expire: an expired outcome fails them."""
+Responses cannot expire: an expired outcome fails them.
+
+\b
+Hold times (so tests know the truth): run metadata sim_hold_ms names how long
+the run stays in each status, in ms, one group per turn (the first, then the
+turn after submit_tool_outputs), groups separated by ';':
+  sim_hold_ms="queued=150,in_progress=400;queued=0,in_progress=200"
+queued and in_progress count from entering the status, whatever is streamed
+meanwhile; cancelling from the cancel. requires_action lasts until the client
+submits. A status a group leaves out keeps the --run-ms pacing; later turns
+use the last group. GET /__sim/ground_truth gives each run's statuses and the
+epoch seconds it entered each (entered_at)."""
 )
 @listen_option("127.0.0.1:9100")
 @click.option(
@@ -484,7 +495,9 @@ _report_command(
 )
 _report_command(
     "durations",
-    "Per model: queue, execution and end-to-end ms, time waiting on tool outputs, polls per run.",
+    "Per model: p50/p90 ms in queued, in_progress, requires_action and cancelling (a run's stays summed) and "
+    "end to end, each with its median uncertainty (run_status_intervals); the API's whole-second figures "
+    "(api_*) only for runs nothing finer was recorded for; polls per run.",
     [click.option("--by-assistant", is_flag=True, help="Group by model and assistant.")],
 )
 _report_command(

@@ -20,6 +20,7 @@ from runtap.addon.response_routes import RESPONSE_OPERATIONS
 from runtap.analysis.facts import matching_runs, restrict
 from runtap.analysis.filters import Filters
 from runtap.analysis.response_facts import matching_responses
+from runtap.store.intervals import STAY_STATUSES, stay_totals_sql
 from runtap.store.latest import STEP_FACTS, TOKENS, per_object, status_changes
 from runtap.store.schema import TABLES
 
@@ -106,40 +107,42 @@ def load_transition_counts(con, filters: Filters) -> pl.LazyFrame:
 
 
 def load_duration_stats(con, filters: Filters, *, by_assistant: bool = False) -> pl.LazyFrame:
-    """Per model (and assistant_id): runs; p50/p90 of queue_ms (created -> started), execution_ms
-    (started -> ended) and end_to_end_ms from the API's timestamps, end_to_end_max_ms;
-    requires_action_runs and p50/p90 of requires_action_ms (observed time from entering
-    requires_action to the next status, summed over a run's tool turns); polls_per_run, polls_max
+    """Per model (and assistant_id), from the runs' stays (`run_status_intervals`'s rules,
+    store/intervals.py): runs; [p50, p90] of each run's time in each of `STAY_STATUSES`
+    (`<status>_ms`: its closed stays summed; runs never leaving the status do not count) and of
+    end_to_end_ms (first stay's start to the terminal status, runs observed from creation to the
+    end), each with the p50 of its uncertainty (`<figure>_uncertainty_ms`); for the runs with no
+    observed end-to-end, the API's whole-second figures: api_runs, [p50, p90] of api_queue_ms
+    (created -> started), api_execution_ms (started -> ended), api_end_to_end_ms; polls_per_run
     (getRun exchanges).
     """
     keys = "model, assistant_id" if by_assistant else "model"
     cte, params = matching_runs(("model", "assistant_id", "created_at", "started_at", "ended_at"), filters)
-    waited = "run_id IN (SELECT run_id FROM run_snapshots WHERE status = 'requires_action')"
+    figures = [*STAY_STATUSES, "end_to_end"]
+    observed = ", ".join(
+        f"quantile_cont(r.{f}_ms, [0.5, 0.9]) AS {f}_ms, quantile_cont(r.{f}_uncertainty_ms, 0.5) AS {f}_uncertainty_ms"
+        for f in figures
+    )
+    api = {
+        "api_queue_ms": "m.started_at - m.created_at",
+        "api_execution_ms": "m.ended_at - m.started_at",
+        "api_end_to_end_ms": "m.ended_at - m.created_at",
+    }
+    api_figures = ", ".join(
+        f"quantile_cont(epoch_ms({expr}), [0.5, 0.9]) FILTER (WHERE r.end_to_end_ms IS NULL) AS {name}"
+        for name, expr in api.items()
+    )
     sql = f"""WITH {cte},
-        changes AS (  -- status spells of the runs that ever waited for tool outputs (a cheap semi-join first)
-            {status_changes(waited, first=True)}
-        ), waits AS (
-            SELECT run_id, sum(epoch_us(next_at) - epoch_us(observed_at)) / 1000.0 AS requires_action_ms
-            FROM (SELECT *, lead(observed_at) OVER (PARTITION BY run_id ORDER BY k) AS next_at FROM changes)
-            WHERE to_status = 'requires_action' AND next_at IS NOT NULL GROUP BY run_id
-        ), polls AS (
+        per_run AS ({stay_totals_sql(restrict(filters))}),
+        polls AS (
             SELECT run_id, count(*) AS polls FROM exchanges
             WHERE operation = 'getRun' AND run_id IS NOT NULL GROUP BY run_id
-        ), per_run AS (
-            SELECT m.model, m.assistant_id,
-                   (epoch_us(m.started_at) - epoch_us(m.created_at)) / 1000.0 AS queue_ms,
-                   (epoch_us(m.ended_at) - epoch_us(m.started_at)) / 1000.0 AS execution_ms,
-                   (epoch_us(m.ended_at) - epoch_us(m.created_at)) / 1000.0 AS end_to_end_ms,
-                   w.requires_action_ms, coalesce(p.polls, 0) AS polls
-            FROM matching m LEFT JOIN waits w USING (run_id) LEFT JOIN polls p USING (run_id)
         )
-        SELECT {keys}, count(*) AS runs,
-               quantile_cont(queue_ms, [0.5, 0.9]) AS queue_ms, quantile_cont(execution_ms, [0.5, 0.9]) AS execution_ms,
-               quantile_cont(end_to_end_ms, [0.5, 0.9]) AS end_to_end_ms, max(end_to_end_ms) AS end_to_end_max_ms,
-               count(requires_action_ms) AS requires_action_runs,
-               quantile_cont(requires_action_ms, [0.5, 0.9]) AS requires_action_ms,
-               avg(polls) AS polls_per_run, max(polls) AS polls_max
-        FROM per_run GROUP BY {keys}"""
+        SELECT {keys}, count(*) AS runs, {observed},
+               count(m.ended_at - m.created_at) FILTER (WHERE r.end_to_end_ms IS NULL) AS api_runs, {api_figures},
+               avg(coalesce(p.polls, 0)) AS polls_per_run
+        FROM matching m LEFT JOIN per_run r USING (run_id) LEFT JOIN polls p USING (run_id)
+        GROUP BY {keys}"""
     return _frame(con, sql, params)
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 from runtap.simulator.behaviour import ERROR_MESSAGES, plan_run, reply_text, split_text, step_usage
 from runtap.simulator.config import SimConfig
 from runtap.simulator.faults import behaviour_overrides
+from runtap.simulator.holds import hold_ms, parse_holds
 from runtap.simulator.ids import new_id
 from runtap.simulator.objects import (
     ApiError,
@@ -56,6 +58,7 @@ class Engine:
                 code="missing_required_parameter",
             )
         _check_run_body(body)
+        holds = parse_holds(body.get("metadata"))  # before anything changes: a bad spec is a 400
         active = self.store.active_run(thread_id)
         if active is not None:
             raise ApiError(400, f"Thread {thread_id} already has an active run {active.obj['id']}.")
@@ -70,6 +73,7 @@ class Engine:
             user_texts=texts,
             created_by=op,
             streamed=bool(body.get("stream")),
+            holds=holds,
         )
         run.enter("queued")
         self.store.runs[obj["id"]] = run
@@ -150,18 +154,21 @@ class Engine:
             self._emit_run(run, "thread.run.created")
             await self._gap()
             self._emit_run(run, "thread.run.queued")
-        await asyncio.sleep(turn_ms * 0.3 / 1000)
+        await self._hold(run, "queued", turn_ms * 0.3)
         run.obj["started_at"] = now()
         self._set_status(run, "in_progress", "thread.run.in_progress")
-        await asyncio.sleep(turn_ms * 0.7 / 1000)
+        if hold_ms(run.holds, run.turn, "in_progress") is None:
+            await asyncio.sleep(turn_ms * 0.7 / 1000)
         if run.turn == 0 and run.plan.tool_calls:
             await self._tool_turn(run)
         elif run.plan.outcome == "failed":
+            await self._hold(run, "in_progress", 0)
             code = run.plan.error_code
             run.obj["last_error"] = {"code": code, "message": ERROR_MESSAGES[code]}
             run.obj["failed_at"] = now()
             self._end(run, "failed")
         elif run.plan.outcome == "expired":
+            await self._hold(run, "in_progress", 0)
             self._expire(run)
         else:
             await self._message_turn(run)
@@ -198,6 +205,7 @@ class Engine:
         ]
         run.obj["required_action"] = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": calls}}
         await self._gap()
+        await self._hold(run, "in_progress", 0)
         self._set_status(run, "requires_action", "thread.run.requires_action")
         expire_ms = self.config.run_ms if run.plan.outcome == "expired" else self.config.expire_ms
         run.task = asyncio.create_task(self._expire_later(run, expire_ms))
@@ -234,6 +242,7 @@ class Engine:
         await self._gap()
         self._finish_step(run, step, "completed", step_usage(run.plan, "message", extra, text))
         await self._gap()
+        await self._hold(run, "in_progress", 0)
         if incomplete:
             run.obj["incomplete_details"] = {"reason": run.plan.incomplete_reason}
         run.obj["completed_at"] = now()
@@ -252,7 +261,7 @@ class Engine:
         self._end(run, "expired")
 
     async def _finish_cancel(self, run: RunState) -> None:
-        await asyncio.sleep(max(self.config.run_ms * 0.2, self.config.event_gap_ms) / 1000)
+        await self._hold(run, "cancelling", max(self.config.run_ms * 0.2, self.config.event_gap_ms))
         for step in run.steps:
             if step["status"] == "in_progress":
                 step["cancelled_at"] = now()
@@ -324,6 +333,14 @@ class Engine:
 
     async def _gap(self) -> None:
         await asyncio.sleep(self.config.event_gap_ms / 1000)
+
+    async def _hold(self, run: RunState, status: str, default_ms: float) -> None:
+        """Stay in `status` until its hold time (sim_hold_ms) has passed since the run entered it,
+        or wait `default_ms` without one (0: no wait)."""
+        held = hold_ms(run.holds, run.turn, status)
+        delay = default_ms / 1000 if held is None else run.entered_at[-1] + held / 1000 - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
 
 
 def _check_run_body(body: dict) -> None:

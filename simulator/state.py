@@ -34,6 +34,7 @@ class RunState:
     task: asyncio.Task | None = None
     message: dict | None = None
     turn: int = 0
+    holds: tuple[dict[str, float], ...] = ()  # sim_hold_ms: per turn, ms per status
 
     def enter(self, status: str) -> None:
         """The run is now in `status` (ground truth keeps when each status began)."""

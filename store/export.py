@@ -9,8 +9,8 @@ Layout of an export directory (stable; `EXPORT_FORMAT` changes if it ever does):
 
 One directory per table (`captures`, `exchanges`, `run_snapshots`, `step_snapshots`,
 `tool_call_snapshots`, `sse_events`, `response_snapshots`, `response_items`) and per derived view
-(`runs`, `run_steps`, `run_transitions`, `tool_calls`, `responses`, `response_transitions`,
-`response_function_calls`), with the columns and types of `store.schema` (JSON columns are
+(`runs`, `run_steps`, `run_transitions`, `run_status_intervals`, `tool_calls`, `responses`,
+`response_transitions`, `response_function_calls`), with the columns and types of `store.schema` (JSON columns are
 written as UTF-8 strings holding JSON text, which every engine reads as text) plus nothing else:
 `day` is the Hive partition key, a DATE in UTC of the relation's `DAY_COLUMNS` column. Other
 tables found in the store (replay results) are exported the same way, by their first timestamp
@@ -56,6 +56,7 @@ DAY_COLUMNS = {
     "runs": "first_observed_at",
     "run_steps": "first_observed_at",
     "run_transitions": "observed_at",
+    "run_status_intervals": "entered_at",
     "tool_calls": "first_observed_at",
     "response_snapshots": "observed_at",
     "response_items": "observed_at",
@@ -167,7 +168,8 @@ def _write_docs(staging: str, manifest: dict) -> None:
         "`<relation>/day=YYYY-MM-DD/data_0.parquet`. Read with DuckDB "
         "`read_parquet('<relation>/**/*.parquet', hive_partitioning=true)`, polars "
         "`pl.scan_parquet(..., hive_partitioning=True)` or Spark `spark.read.parquet('<relation>')`.",
-        "Views (`runs`, `run_steps`, `run_transitions`, `tool_calls`, `responses`, `response_transitions`, "
+        "Views (`runs`, `run_steps`, `run_transitions`, `run_status_intervals`, `tool_calls`, `responses`, "
+        "`response_transitions`, "
         "`response_function_calls`) are derived from the tables at export "
         "time; over several exports, recompute them from the tables.",
         "",

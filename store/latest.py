@@ -195,12 +195,21 @@ def per_object(
 
 
 def status_changes(
-    where: str = "true", *, first: bool = False, table: str = "run_snapshots", by: str = "run_id"
+    where: str = "true",
+    *,
+    first: bool = False,
+    table: str = "run_snapshots",
+    by: str = "run_id",
+    carry: Iterable[str] = (),
+    previous: Iterable[str] = (),
 ) -> str:
     """SELECT the snapshots whose status differs from the object's previous status, in snapshot
     order: `by` (run_id), from_status, to_status, observed_at, k. These are the run's (or, with
     `table="response_snapshots", by="response_id"`, the response's) transitions; with `first`,
     each object's first observed status comes too (from_status NULL), for spells of a status.
+    `carry` names more columns of the snapshot to keep (`name` or `expr AS name`); `previous`
+    names columns of the snapshot just before, kept as `previous_<name>` (the last observation
+    of the status left).
 
     A status is the object's own `status` field; snapshots without one are not observations of
     a status, and repeated polls of one status compare equal. Whatever order was observed
@@ -211,8 +220,9 @@ def status_changes(
     change = "from_status <> to_status"
     if first:
         change = f"from_status IS NULL OR {change}"
+    window = f"OVER (PARTITION BY {by} ORDER BY k)"
+    extra = "".join(f", {c}" for c in carry) + "".join(f", lag({c}) {window} AS previous_{c}" for c in previous)
     return f"""SELECT * FROM (
-            SELECT {by}, lag(status) OVER (PARTITION BY {by} ORDER BY k) AS from_status,
-                   status AS to_status, observed_at, k
+            SELECT {by}, lag(status) {window} AS from_status, status AS to_status, observed_at, k{extra}
             FROM {keyed(table, f"{by} IS NOT NULL AND status IS NOT NULL AND ({where})")}
         ) WHERE {change}"""

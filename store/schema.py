@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from runtap.store.intervals import run_status_intervals_sql
 from runtap.store.latest import (
     RESPONSE_FACTS,
     RESPONSE_TOKENS,
@@ -270,6 +271,9 @@ VIEWS: dict[str, str] = {
                from_status, to_status, observed_at
         FROM ({status_changes()})
     """,
+    # One row per stay of a run in a status, with when it began and ended, estimated from the
+    # finest evidence recorded, and how sure each estimate is (store/intervals.py has the rules).
+    "run_status_intervals": run_status_intervals_sql(),
     # One row per distinct tool_call_id seen anywhere: the normalizer's tool_call_snapshots
     # (which also carry submitted outputs), a run's required_action, a step's step_details
     # (streamed deltas are accumulated into them). step_id stays NULL unless seen in a step.

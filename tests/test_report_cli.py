@@ -93,7 +93,7 @@ def test_table_shows_dash_for_null_and_units_in_headers(store):
     assert "cost_usd" in result.output and "—" in result.output
     assert "note: no price known to genai-prices for: acme-llm-7b" in result.output
     durations = invoke("durations", "--db", store, "--by-assistant")
-    assert "queue_p50_ms" in durations.output and "asst_C" in durations.output
+    assert "queued_p50_ms" in durations.output and "asst_C" in durations.output
 
 
 @pytest.mark.parametrize("name", sorted(REPORTS))
