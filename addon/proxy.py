@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import inspect
 import signal
 import socket
 import sys
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from mitmproxy import exceptions, options
+from mitmproxy import exceptions, flow, hooks, options
+from mitmproxy.addonmanager import AddonManager, safecall, traverse
 from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.tools.dump import DumpMaster
 
@@ -49,9 +51,9 @@ def check_listen_address(host: str, port: int) -> None:
 class _ProxyAddon(Recorder):
     """The recorder plus the ready line, as one addon.
 
-    mitmproxy dispatches every event (8 per exchange, with the `update`s) to every addon in its
-    chain, whether or not it has a hook for it; a second addon for one line would cost ~0.15M
-    instructions per request (benchmarks/README.md).
+    Also as mitmdump loads it (`-s addon/script.py`), where mitmproxy dispatches every event (8
+    per exchange, with the `update`s) to every addon in its chain, hook or not, at ~0.15M
+    instructions per request per addon (benchmarks/README.md).
     """
 
     def __init__(self, line: str) -> None:
@@ -69,7 +71,8 @@ class _ProxyAddon(Recorder):
 
 # DumpMaster addons that nothing in `runtap proxy` can reach. mitmproxy dispatches every event of
 # every exchange (about ten, each followed by an `update`) to every addon in its chain, hook or not,
-# at ~0.15M instructions per request per addon (callgrind, benchmarks/README.md). `runtap proxy`
+# at ~0.15M instructions per request per addon (callgrind, benchmarks/README.md); the per-flow
+# events skip them since `_dispatch_to_hooks_only`, the others (log lines, options) still do. `runtap proxy`
 # sets only the listen address, the mode and its own options, and loads no mitmproxy config file,
 # so these do nothing but cost: reading flows from a file or stdin and exiting when done, the
 # console's command history, starting a browser; and every addon whose every effect needs an
@@ -112,6 +115,49 @@ def _drop_unused_addons(master: DumpMaster) -> None:
             master.addons.remove(addon)
 
 
+def _dispatch_to_hooks_only(manager: AddonManager) -> None:
+    """Make the per-flow events (`handle_lifecycle`) call only the addons that have the hook.
+
+    mitmproxy walks every addon for every event, with a context manager, a coroutine and two
+    generators each, hook or not: with the ~14 addons `runtap proxy` keeps, that walk is most of
+    what an event costs, on the path of every request and of every stream's first event
+    (benchmarks/README.md). Here the addons with a hook are listed once per event name (again
+    when the chain changes); each is still called the way mitmproxy calls it: an error is
+    logged and the next addon runs, `AddonHalt` stops the event, an awaitable is awaited, and
+    every flow event is followed by an `update`.
+    """
+    listed: dict[str, list] = {}
+    chain: list = []
+
+    async def trigger(event: hooks.Hook) -> None:
+        if chain != manager.chain:
+            listed.clear()
+            chain[:] = manager.chain
+        name = event.name
+        addons = listed.get(name)
+        if addons is None:
+            addons = listed[name] = [a for a in traverse(manager.chain) if getattr(a, name, None) is not None]
+        args = event.args()
+        for addon in addons:
+            func = getattr(addon, name, None)  # looked up each time: an addon may swap its hook
+            if not callable(func):
+                continue
+            try:
+                with safecall():
+                    result = func(*args)
+                    if result is not None and inspect.isawaitable(result):
+                        await result
+            except exceptions.AddonHalt:
+                return
+
+    async def handle_lifecycle(event: hooks.Hook) -> None:
+        await trigger(event)
+        if isinstance(event.args()[0], flow.Flow):
+            await trigger(hooks.UpdateHook([event.args()[0]]))
+
+    manager.handle_lifecycle = handle_lifecycle
+
+
 async def _run(
     spec: str, host: str, port: int, db: str, redact: Sequence[str], verbose: bool, fsync: bool, otlp: str | None
 ) -> None:
@@ -120,6 +166,7 @@ async def _run(
     _drop_unused_addons(master)
     line = f"runtap proxy: listening on http://{host}:{port} ({spec}), recording to {db}"
     master.addons.add(_ProxyAddon(line))
+    _dispatch_to_hooks_only(master.addons)
     try:
         opts.update(
             runtap_db=db,
