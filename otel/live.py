@@ -1,10 +1,11 @@
-"""`runtap proxy --otlp URL`: each run's spans go to the receiver once the run reaches a terminal status.
+"""`runtap proxy --otlp URL`: each run's (and response's) spans go to the receiver once it reaches a terminal status.
 
 This runs in the recorder process (addon/worker.py in journal mode), never in the proxy's event
 loop, on a thread of its own, so the store writer never waits for it:
 
 - `attach` wraps the store writer: each `put` of a journal record's rows notes what they touch
-  (run ids, exchange ids with their run) with the record's journal position, and each commit
+  (owners: run and response ids; exchange ids with their owner) with the record's journal
+  position, and each commit
   wakes the exporter thread.
 - A round (after a commit, at most one per `ROUND_SECONDS`; commits that came meanwhile are taken
   together): open the store with the writer's own connection settings (one DuckDB instance in
@@ -13,17 +14,22 @@ loop, on a thread of its own, so the store writer never waits for it:
   what they touch (`load.load_sessions(only=...)`), build the spans with `runtap export`'s
   `SpanModel` (same ids, same attributes) and send:
   - a touched run in a terminal status, not sent yet: its `invoke_agent` span and everything
-    under it (`chat`, `execute_tool`, its exchanges);
-  - an exchange of a run already sent (a poll after the end): its span alone;
-  - an exchange on no run (thread and message creation): its span, at once.
-- At shutdown, after the last commit: a last round, then the runs still open (their spans end at
-  their last observation), exchanges of runs the store never saw, and each thread's root span
-  `thread` over what was sent for that thread (its parent, sent last: its extent is known then).
-- Sent once: the ids of the runs sent, and per thread the extent of its spans, stay in memory
-  (about 100 bytes a run). A restarted recorder process (addon/recorder_process.py) starts with
-  none: runs it sees again are sent again with the same span ids (they derive from the recorded
-  ids; receivers that keep one span per id, as Phoenix does, keep one), and threads that only the
-  process that died saw get their `thread` span from `runtap export --otlp` only.
+    under it (`chat`, `execute_tool`, its exchanges); a touched response in a terminal status:
+    its `chat` span and its exchanges;
+  - a function call (Responses API) once a request carried its output: its `execute_tool` span
+    (the response that carried it is touched, and loads the calls it answered);
+  - an exchange of a run or response already sent (a poll after the end): its span alone;
+  - an exchange on no run or response (thread, message and conversation calls): its span, at once.
+- At shutdown, after the last commit: a last round, then the runs and responses still open (their
+  spans end at their last observation), calls never answered, exchanges of runs and responses the
+  store never saw, and each root span (`thread`, `conversation`, `response_chain`) over what was
+  sent for its trace (its parent, sent last: its extent is known then).
+- Sent once: the ids of the runs, responses and calls sent, and per trace the extent of its
+  spans, stay in memory (about 100 bytes a run or response). A restarted recorder process
+  (addon/recorder_process.py) starts with none: what it sees again is sent again with the same
+  span ids (they derive from the recorded ids; receivers that keep one span per id, as Phoenix
+  does, keep one), and traces that only the process that died saw get their root span from
+  `runtap export --otlp` only.
 - Receiver down or refusing: one warning line; that round's spans are dropped (the store keeps
   everything, and `runtap export --otlp` sends it later with the same ids); later rounds try
   again, and one more warning says when the receiver accepts spans again. A request gives up
@@ -31,7 +37,7 @@ loop, on a thread of its own, so the store writer never waits for it:
   waits that long at most, and the shutdown twice that (the round under way, then the last
   send, joined into one); the exporter's own log lines are not shown.
 - What is exported: what `runtap export` exports without `--include-content` (no message
-  content, no header values); Responses API exchanges are HTTP spans only, as there.
+  content, no header values).
 """
 
 from __future__ import annotations

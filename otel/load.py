@@ -2,7 +2,11 @@
 
 A session is one thread (key `thread:<id>`). A run the store knows no thread for is a session of
 its own (`run:<id>`), and so is an exchange on no thread and no known run (`exchange:<id>`), as in
-`recordings.sessions`. Runs, steps, tool calls, status changes and exchanges come from the store's
+`recordings.sessions`. Responses API traffic is in sessions of its own: a conversation
+(`conversation:<id>`) or a chain of `previous_response_id` (`chain:<first id>`), from
+`response_load`, whose exchanges join the session of their response, else of their conversation;
+responses are filtered as `--api responses` reports filter them (`--assistant`/`--thread`: none).
+Runs, steps, tool calls, status changes and exchanges come from the store's
 views and tables (`runs`, `run_steps`, `tool_calls`, `run_transitions`, `exchanges`, and the
 snapshot tables for the first and last sightings), filtered as the reports filter: runs by
 `analysis.facts.matching_runs`, exchanges by `Filters.exchange_where`. Every time is an integer
