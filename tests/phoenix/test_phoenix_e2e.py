@@ -229,6 +229,16 @@ def test_phoenix_ui_renders_the_trace(exported):
     for name in [n for n in names if n.startswith(("invoke_agent", "chat", "execute_tool"))]:
         assert name in dom, name
     print(f"Phoenix's UI shows the trace of {thread_id}: {sorted(n for n in names if not n[0].isupper())}")
+    # and a Responses trace: the chain with the function call (model, tool, model)
+    trace_id = min(
+        s["context"]["trace_id"] for s in spans if s["span_kind"] == "TOOL" and "runtap.response.id" in s["attributes"]
+    )
+    dom = browse(f"{base}/redirects/traces/{trace_id}", "--dump-dom").decode()
+    names = {s["name"] for s in spans if s["context"]["trace_id"] == trace_id and not s["name"][0].isupper()}
+    assert "response_chain" in names and "execute_tool get_current_weather" in names
+    for name in names:
+        assert name in dom, name
+    print(f"Phoenix's UI shows the Responses trace {trace_id}: {sorted(names)}")
 
 
 def test_live_proxy_spans_in_phoenix(phoenix, tmp_path, monkeypatch):
