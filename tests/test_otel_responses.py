@@ -280,3 +280,18 @@ def test_live_sends_no_secret_and_no_content(recorded):
     *_, requests = recorded
     body = b"".join(requests)
     assert KEY.encode() not in body and b"Bearer" not in body and b"Tokyo" not in body
+
+
+def test_a_store_read_in_several_passes_gives_the_same_response_sessions(exported):
+    from runtap.analysis.filters import Filters
+    from runtap.otel.load import load_sessions
+    from runtap.store.multi import open_sources
+
+    db, *_ = exported
+    with open_sources([db]) as con:
+        one = {s.key: s for s in load_sessions(con, Filters(), passes=1)}
+        three = list(load_sessions(con, Filters(), passes=3))
+    assert len(three) == len(one) and {s.key for s in three} == set(one)
+    for session in three:
+        for part in ("responses", "calls", "response_transitions", "exchanges"):
+            assert sorted(map(repr, getattr(session, part))) == sorted(map(repr, getattr(one[session.key], part)))
