@@ -1,4 +1,4 @@
-"""`runtap export --otlp URL | --otlp-file FILE`: a recording's runs as OpenTelemetry traces.
+"""`runtap export --otlp URL | --otlp-file FILE`: a recording's runs and responses as OpenTelemetry traces.
 
 Reads the stores `--db` names (`store.multi.open_sources`), filtered as the reports are, one
 session at a time (`load`), turns each into spans (`spans.SpanModel`) and sends them in batches
@@ -64,7 +64,8 @@ def export_traces(
     otlp_file: str | None = None,
     include_content: bool = False,
 ) -> OtelExportResult:
-    """Export the runs of the stores `dbs` as traces to an OTLP/HTTP receiver or an OTLP JSON lines file."""
+    """Export the runs and responses of the stores `dbs` as traces to an OTLP/HTTP receiver or an
+    OTLP JSON lines file."""
     if (otlp is None) == (otlp_file is None):
         raise RuntapError("give one of --otlp URL or --otlp-file FILE")
     model = span_model(include_content)

@@ -1,6 +1,7 @@
 """One CLIENT span per recorded HTTP exchange, with the HTTP semantic-convention attributes.
 
-Name `{method} {url.template}` (e.g. `GET /v1/threads/{thread_id}/runs/{run_id}`), from request
+Name `{method} {url.template}` (e.g. `GET /v1/threads/{thread_id}/runs/{run_id}`,
+`GET /v1/responses/{response_id}`), from request
 start to response end. No header value is exported except two the store keeps in columns of
 their own and that carry no secret: the response's `x-request-id` and `openai-processing-ms`.
 The URL loses any user info and every query parameter but `api-version`. Bodies are never
@@ -19,8 +20,10 @@ _KEPT_QUERY = ("api-version",)
 
 
 def url_template(path: str, exchange: dict) -> str:
-    """The path with the exchange's own thread/run/step ids replaced by `{thread_id}`, `{run_id}`, `{step_id}`."""
-    names = {exchange.get(k): "{" + k + "}" for k in ("thread_id", "run_id", "step_id") if exchange.get(k)}
+    """The path with the exchange's own ids replaced by `{thread_id}`, `{run_id}`, `{step_id}`,
+    `{response_id}`, `{conversation_id}`."""
+    keys = ("thread_id", "run_id", "step_id", "response_id", "conversation_id")
+    names = {exchange.get(k): "{" + k + "}" for k in keys if exchange.get(k)}
     return "/".join(names.get(segment, segment) for segment in path.split("/"))
 
 
@@ -60,7 +63,7 @@ def exchange_span_fields(exchange: dict) -> dict[str, Any]:
         "runtap.poll": exchange.get("is_poll"),
         "runtap.sse_events": exchange.get("sse_events"),
         "runtap.exchange.error": exchange.get("error"),
-        "gen_ai.conversation.id": exchange.get("thread_id"),
+        "gen_ai.conversation.id": exchange.get("thread_id") or exchange.get("conversation_id"),
     }
     if exchange.get("url"):
         full, host, port, scheme = safe_url(exchange["url"])

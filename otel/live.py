@@ -1,10 +1,11 @@
-"""`runtap proxy --otlp URL`: each run's spans go to the receiver once the run reaches a terminal status.
+"""`runtap proxy --otlp URL`: each run's (and response's) spans go to the receiver once it reaches a terminal status.
 
 This runs in the recorder process (addon/worker.py in journal mode), never in the proxy's event
 loop, on a thread of its own, so the store writer never waits for it:
 
 - `attach` wraps the store writer: each `put` of a journal record's rows notes what they touch
-  (run ids, exchange ids with their run) with the record's journal position, and each commit
+  (owners: run and response ids; exchange ids with their owner) with the record's journal
+  position, and each commit
   wakes the exporter thread.
 - A round (after a commit, at most one per `ROUND_SECONDS`; commits that came meanwhile are taken
   together): open the store with the writer's own connection settings (one DuckDB instance in
@@ -13,17 +14,22 @@ loop, on a thread of its own, so the store writer never waits for it:
   what they touch (`load.load_sessions(only=...)`), build the spans with `runtap export`'s
   `SpanModel` (same ids, same attributes) and send:
   - a touched run in a terminal status, not sent yet: its `invoke_agent` span and everything
-    under it (`chat`, `execute_tool`, its exchanges);
-  - an exchange of a run already sent (a poll after the end): its span alone;
-  - an exchange on no run (thread and message creation): its span, at once.
-- At shutdown, after the last commit: a last round, then the runs still open (their spans end at
-  their last observation), exchanges of runs the store never saw, and each thread's root span
-  `thread` over what was sent for that thread (its parent, sent last: its extent is known then).
-- Sent once: the ids of the runs sent, and per thread the extent of its spans, stay in memory
-  (about 100 bytes a run). A restarted recorder process (addon/recorder_process.py) starts with
-  none: runs it sees again are sent again with the same span ids (they derive from the recorded
-  ids; receivers that keep one span per id, as Phoenix does, keep one), and threads that only the
-  process that died saw get their `thread` span from `runtap export --otlp` only.
+    under it (`chat`, `execute_tool`, its exchanges); a touched response in a terminal status:
+    its `chat` span and its exchanges;
+  - a function call (Responses API) once a request carried its output: its `execute_tool` span
+    (the response that carried it is touched, and loads the calls it answered);
+  - an exchange of a run or response already sent (a poll after the end): its span alone;
+  - an exchange on no run or response (thread, message and conversation calls): its span, at once.
+- At shutdown, after the last commit: a last round, then the runs and responses still open (their
+  spans end at their last observation), calls never answered, exchanges of runs and responses the
+  store never saw, and each root span (`thread`, `conversation`, `response_chain`) over what was
+  sent for its trace (its parent, sent last: its extent is known then).
+- Sent once: the ids of the runs, responses and calls sent, and per trace the extent of its
+  spans, stay in memory (about 100 bytes a run or response). A restarted recorder process
+  (addon/recorder_process.py) starts with none: what it sees again is sent again with the same
+  span ids (they derive from the recorded ids; receivers that keep one span per id, as Phoenix
+  does, keep one), and traces that only the process that died saw get their root span from
+  `runtap export --otlp` only.
 - Receiver down or refusing: one warning line; that round's spans are dropped (the store keeps
   everything, and `runtap export --otlp` sends it later with the same ids); later rounds try
   again, and one more warning says when the receiver accepts spans again. A request gives up
@@ -31,7 +37,7 @@ loop, on a thread of its own, so the store writer never waits for it:
   waits that long at most, and the shutdown twice that (the round under way, then the last
   send, joined into one); the exporter's own log lines are not shown.
 - What is exported: what `runtap export` exports without `--include-content` (no message
-  content, no header values); Responses API exchanges are HTTP spans only, as there.
+  content, no header values).
 """
 
 from __future__ import annotations
@@ -47,10 +53,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from runtap.analysis.facts import TERMINAL
 from runtap.analysis.filters import Filters
+from runtap.analysis.response_facts import RESPONSE_TERMINAL
 from runtap.errors import RuntapError
 from runtap.otel import ids
 from runtap.otel.export import BATCH_SPANS, span_model
 from runtap.otel.load import Only, Session, load_sessions
+from runtap.otel.response_spans import is_response_key
 from runtap.otel.sinks import OtlpHttpSink
 from runtap.store.reader import connect_with_retry
 from runtap.store.writer import POSITION_KEY
@@ -64,19 +72,38 @@ Position = tuple[int, int]
 
 @dataclass
 class _Note:
-    """What one journal record's rows touch."""
+    """What one journal record's rows touch: owners ("run:<id>", "response:<id>") and exchanges."""
 
     position: Position
-    runs: set[str] = field(default_factory=set)
-    exchanges: list[tuple[str, str | None]] = field(default_factory=list)  # (exchange id, run id)
+    owners: set[str] = field(default_factory=set)
+    exchanges: list[tuple[str, str | None]] = field(default_factory=list)  # (exchange id, owner)
 
 
 @dataclass
 class _Due:
-    """What a round sends: runs that may have ended, single exchanges (exchange id -> run id)."""
+    """What a round sends: runs and responses that may have ended, single exchanges (id -> owner)."""
 
-    runs: set[str] = field(default_factory=set)
+    owners: set[str] = field(default_factory=set)
     exchanges: dict[str, str | None] = field(default_factory=dict)
+
+    def only(self) -> Only:
+        """The load restricted to these owners, the owners of these exchanges, and the exchanges."""
+        owners = self.owners | {o for o in self.exchanges.values() if o is not None}
+        named = {k: tuple(sorted(o.partition(":")[2] for o in owners if o.startswith(k + ":"))) for k in _KINDS}
+        return Only(runs=named["run"], responses=named["response"], exchanges=tuple(sorted(self.exchanges)))
+
+
+_KINDS = ("run", "response")
+_TERMINAL = {"run": TERMINAL, "response": RESPONSE_TERMINAL}
+
+
+def _owner(row: dict) -> str | None:
+    """The run or response a row is about, as an owner key."""
+    if run_id := row.get("run_id"):
+        return f"run:{run_id}"
+    if response_id := row.get("response_id"):
+        return f"response:{response_id}"
+    return None
 
 
 class LiveExporter:
@@ -87,10 +114,12 @@ class LiveExporter:
         self.sink = OtlpHttpSink(url, timeout=TIMEOUT_SECONDS)
         self.model = span_model()
         self.spans_sent = 0
-        self.sent_runs: set[str] = set()
-        self.open_runs: set[str] = set()  # touched, not sent
-        self.waiting: dict[str, set[str]] = {}  # run id -> its exchanges noted before the run was sent
-        self.threads: dict[str, list[int]] = {}  # thread id -> [start, end, runs] of what was sent
+        self.sent: set[str] = set()  # owners sent ("run:<id>", "response:<id>")
+        self.open: set[str] = set()  # touched, not sent
+        self.waiting: dict[str, set[str]] = {}  # owner -> its exchanges noted before it was sent
+        self.sent_calls: set[str] = set()  # function call ids (Responses API) sent
+        self.open_calls: dict[str, str] = {}  # call id -> owner of the response to load it with
+        self.roots: dict[str, list[int]] = {}  # session key -> [start, end, runs or responses] of what was sent
         self._notes: collections.deque[_Note] = collections.deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -122,11 +151,11 @@ class LiveExporter:
         note = _Note(position)
         for table_rows in rows.values():
             for row in table_rows:
-                if run_id := row.get("run_id"):
-                    note.runs.add(run_id)
+                if owner := _owner(row):
+                    note.owners.add(owner)
         for row in rows.get("exchanges", ()):
-            note.exchanges.append((row["exchange_id"], row.get("run_id")))
-        if note.runs or note.exchanges:
+            note.exchanges.append((row["exchange_id"], _owner(row)))
+        if note.owners or note.exchanges:
             with self._lock:
                 self._notes.append(note)
 
@@ -170,7 +199,7 @@ class LiveExporter:
         try:
             con.execute("BEGIN TRANSACTION")
             due = self._take(_committed_position(con))
-            spans = self._load(con, due) if due.runs or due.exchanges else []
+            spans = self._load(con, due) if due.owners or due.exchanges else []
             con.execute("COMMIT")
         finally:
             con.close()
@@ -187,60 +216,80 @@ class LiveExporter:
             while self._notes and position is not None and self._notes[0].position <= position:
                 notes.append(self._notes.popleft())
         for note in notes:
-            due.runs |= note.runs - self.sent_runs
-            for exchange_id, run_id in note.exchanges:
-                if run_id is None or run_id in self.sent_runs:
-                    due.exchanges[exchange_id] = run_id
+            due.owners |= note.owners - self.sent
+            for exchange_id, owner in note.exchanges:
+                if owner is None or owner in self.sent:
+                    due.exchanges[exchange_id] = owner
                 else:
-                    self.waiting.setdefault(run_id, set()).add(exchange_id)
-        self.open_runs |= due.runs
+                    self.waiting.setdefault(owner, set()).add(exchange_id)
+        self.open |= due.owners
         return due
 
     def _load(self, con, due: _Due, *, ended_only: bool = True) -> list[ReadableSpan]:
-        """Spans of the runs of `due` that ended (every one: `ended_only=False`) and of its exchanges."""
-        runs = due.runs | {r for r in due.exchanges.values() if r is not None}
-        only = Only(runs=tuple(sorted(runs)), exchanges=tuple(sorted(due.exchanges)))
+        """Spans of the runs and responses of `due` that ended (every one: `ended_only=False`), of
+        the function calls answered (every one), and of its exchanges."""
         out = []
-        for session in load_sessions(con, Filters(), passes=1, only=only):
+        for session in load_sessions(con, Filters(), passes=1, only=due.only()):
             out += self._pick(session, due, ended_only)
         return out
 
+    def _ended(self, kind: str, objects: list[dict], due: _Due, ended_only: bool) -> dict[int, str]:
+        """Span id -> owner of the runs or responses of `due` to send now."""
+        out = {}
+        for obj in objects:
+            owner = f"{kind}:{obj[kind + '_id']}"
+            ended = obj.get("status") in _TERMINAL[kind] or not ended_only
+            if owner in due.owners and owner not in self.sent and ended:
+                out[ids.span_id(kind, obj[kind + "_id"])] = owner
+        return out
+
     def _pick(self, session: Session, due: _Due, ended_only: bool) -> list[ReadableSpan]:
-        ended = {
-            ids.span_id("run", run["run_id"]): run["run_id"]
-            for run in session.runs
-            if run["run_id"] in due.runs and (run.get("status") in TERMINAL or not ended_only)
-        }
+        ended = self._ended("run", session.runs, due, ended_only) | self._ended(
+            "response", session.responses, due, ended_only
+        )
         singles = {ids.span_id("exchange", e) for e in due.exchanges}
+        calls = set()
+        for call in session.calls:  # a function call is sent once answered (or at shutdown)
+            if call["call_id"] in self.sent_calls:
+                continue
+            if call.get("answered_at") is not None or not ended_only:
+                calls.add(ids.span_id("function-call", call["call_id"]))
+                self.sent_calls.add(call["call_id"])
+                self.open_calls.pop(call["call_id"], None)
+            else:
+                self.open_calls[call["call_id"]] = f"response:{call.get('response_id') or call['output_response_id']}"
         picked = [
             span
             for span in self.model.spans(session)
             if span.context.span_id in ended
             or span.context.span_id in singles
+            or span.context.span_id in calls
             or (span.parent is not None and span.parent.span_id in ended)
         ]
-        for run_id in ended.values():
-            self.sent_runs.add(run_id)
-            self.open_runs.discard(run_id)
-            self.waiting.pop(run_id, None)
-        if session.thread_id is not None and picked:
-            extent = self.threads.setdefault(session.thread_id, [picked[0].start_time, picked[0].end_time, 0])
+        for owner in ended.values():
+            self.sent.add(owner)
+            self.open.discard(owner)
+            self.waiting.pop(owner, None)
+        if (session.thread_id is not None or is_response_key(session.key)) and picked:
+            extent = self.roots.setdefault(session.key, [picked[0].start_time, picked[0].end_time, 0])
             extent[0] = min(extent[0], *(s.start_time for s in picked))
             extent[1] = max(extent[1], *(s.end_time for s in picked))
             extent[2] += len(ended)
         return picked
 
     def _final(self) -> list[ReadableSpan]:
-        """Runs still open, exchanges of runs never seen, then each thread's root span."""
-        due = _Due(set(self.open_runs), {e: None for exchanges in self.waiting.values() for e in exchanges})
+        """Runs and responses still open, calls never answered, exchanges of runs and responses never
+        seen, then each thread's, conversation's or chain's root span."""
+        exchanges = {e: None for exchanges in self.waiting.values() for e in exchanges}
+        due = _Due(set(self.open) | set(self.open_calls.values()), exchanges)
         spans = []
-        if due.runs or due.exchanges:
+        if due.owners or due.exchanges:
             con = connect_with_retry(self.db, read_only=False)
             try:
                 spans = self._load(con, due, ended_only=False)
             finally:
                 con.close()
-        roots = [self.model.thread_span(t, start, end, runs) for t, (start, end, runs) in self.threads.items()]
+        roots = [self.model.root_span(key, start, end, count) for key, (start, end, count) in self.roots.items()]
         return spans + roots
 
     # --- sending --------------------------------------------------------------------------------------

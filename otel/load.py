@@ -2,7 +2,11 @@
 
 A session is one thread (key `thread:<id>`). A run the store knows no thread for is a session of
 its own (`run:<id>`), and so is an exchange on no thread and no known run (`exchange:<id>`), as in
-`recordings.sessions`. Runs, steps, tool calls, status changes and exchanges come from the store's
+`recordings.sessions`. Responses API traffic is in sessions of its own: a conversation
+(`conversation:<id>`) or a chain of `previous_response_id` (`chain:<first id>`), from
+`response_load`, whose exchanges join the session of their response, else of their conversation;
+responses are filtered as `--api responses` reports filter them (`--assistant`/`--thread`: none).
+Runs, steps, tool calls, status changes and exchanges come from the store's
 views and tables (`runs`, `run_steps`, `tool_calls`, `run_transitions`, `exchanges`, and the
 snapshot tables for the first and last sightings), filtered as the reports filter: runs by
 `analysis.facts.matching_runs`, exchanges by `Filters.exchange_where`. Every time is an integer
@@ -28,15 +32,19 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from runtap.addon.response_routes import RESPONSE_OPERATIONS
 from runtap.analysis.facts import TERMINAL, matching_runs
 from runtap.analysis.filters import Filters
+from runtap.otel import response_load
 from runtap.store.latest import ORDER_KEY
 
 STEP_TERMINAL = ("completed", "failed", "cancelled", "expired")
 # Exchanges whose request body says what the model was asked (content, opt-in).
 CONTEXT_OPERATIONS = ("createThread", "createMessage", "createRun", "createThreadAndRun")
-_PARTS = ("run", "step", "tool", "transition", "exchange")
-ROWS_PER_PASS = 2_000_000  # exchanges + run snapshots per pass
+_PARTS = ("run", "step", "tool", "transition", "exchange", *response_load.PARTS)
+ROWS_PER_PASS = 2_000_000  # exchanges + run and response snapshots per pass
+# Which exchanges are the Responses API's (analysis/loader.py has the same test).
+RESPONSES_API = f"(thread_id IS NULL AND operation IN ({', '.join(repr(op) for op in sorted(RESPONSE_OPERATIONS))}))"
 
 
 @dataclass(frozen=True)
@@ -47,10 +55,15 @@ class Only:
 
     runs: tuple[str, ...] = ()
     exchanges: tuple[str, ...] = ()
+    responses: tuple[str, ...] = ()
 
     def params(self) -> dict:
         """The query's parameters (typed in the query: an empty list binds too)."""
-        return {"only_runs": list(self.runs), "only_exchanges": list(self.exchanges)}
+        return {
+            "only_runs": list(self.runs),
+            "only_exchanges": list(self.exchanges),
+            "only_responses": list(self.responses),
+        }
 
 
 @dataclass
@@ -63,6 +76,9 @@ class Session:
     tools: list[dict] = field(default_factory=list)
     transitions: list[dict] = field(default_factory=list)
     exchanges: list[dict] = field(default_factory=list)
+    responses: list[dict] = field(default_factory=list)
+    calls: list[dict] = field(default_factory=list)
+    response_transitions: list[dict] = field(default_factory=list)
 
     @property
     def thread_id(self) -> str | None:
@@ -98,9 +114,20 @@ def session_sql(filters: Filters, *, include_content: bool = False, only: Only |
         if filters != Filters():
             raise ValueError("only= loads named runs and exchanges: no filters with it")
         runs_only = "list_contains($only_runs::VARCHAR[], run_id)"
-        exchanges_only = f"(list_contains($only_exchanges::VARCHAR[], exchange_id) OR {runs_only})"
+        exchanges_only = (
+            f"(list_contains($only_exchanges::VARCHAR[], exchange_id) OR {runs_only}"
+            " OR list_contains($only_responses::VARCHAR[], response_id))"
+        )
         matching, params = f"matching AS (SELECT DISTINCT run_id FROM run_snapshots WHERE {runs_only})", only.params()
     exchange_where, exchange_params = filters.exchange_where("SELECT run_id FROM matching")
+    response_ctes, response_params = response_load.response_ctes(
+        filters, include_content=include_content, only=only is not None
+    )
+    if not (filters.assistants or filters.threads):
+        # Responses API exchanges are kept as the response reports keep them.
+        response_where, more = filters.exchange_where("SELECT response_id FROM matching_responses", key="response_id")
+        exchange_where = f"(CASE WHEN {RESPONSES_API} THEN {response_where} ELSE {exchange_where} END)"
+        exchange_params |= more
     content = include_content
     run = _struct(
         [
@@ -171,12 +198,14 @@ def session_sql(filters: Filters, *, include_content: bool = False, only: Only |
             "x_request_id",
             "openai_processing_ms",
             "sse_events",
+            "response_id := e.response_id",
+            "conversation_id",
             *_ns("request_started_at", "response_started_at", "first_byte_at", "response_ended_at"),
             *(bodies if content else ("request_body := NULL::VARCHAR", "response_body := NULL::VARCHAR")),
         ]
     )
     sql = f"""
-    WITH {matching},
+    WITH RECURSIVE {matching}, {response_ctes},
     keys AS (SELECT run_id, 'thread:' || thread_id AS thread_key, 'run:' || run_id AS run_key FROM runs
              WHERE {runs_only}),
     run_keys AS (
@@ -229,18 +258,24 @@ def session_sql(filters: Filters, *, include_content: bool = False, only: Only |
         JOIN run_keys k USING (run_id)
     UNION ALL
     SELECT * FROM (
-        SELECT coalesce('thread:' || e.thread_id, k.thread_key, k.run_key, 'exchange:' || e.exchange_id) AS key,
+        SELECT coalesce('thread:' || e.thread_id, k.thread_key, k.run_key, r.key, 'conversation:' || e.conversation_id,
+                        'exchange:' || e.exchange_id) AS key,
                4 AS part, to_json({exchange}) AS row
         FROM (SELECT * FROM exchanges WHERE {exchange_where} AND {exchanges_only}) e LEFT JOIN keys k USING (run_id)
+        LEFT JOIN response_keys r ON r.response_id = e.response_id
     ) WHERE hash(key) % $passes = $pass
+    UNION ALL {response_load.response_selects(_struct, _ns, include_content)}
     ORDER BY key, part
     """
-    return sql, params | exchange_params
+    return sql, params | exchange_params | response_params
 
 
 def passes_for(con: duckdb.DuckDBPyConnection) -> int:
     """How many passes keep each one near `ROWS_PER_PASS` rows."""
-    (rows,) = con.execute("SELECT (SELECT count(*) FROM exchanges) + (SELECT count(*) FROM run_snapshots)").fetchone()
+    (rows,) = con.execute(
+        "SELECT (SELECT count(*) FROM exchanges) + (SELECT count(*) FROM run_snapshots)"
+        " + (SELECT count(*) FROM response_snapshots)"
+    ).fetchone()
     return max(1, math.ceil(rows / ROWS_PER_PASS))
 
 

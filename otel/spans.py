@@ -7,7 +7,8 @@
     │  ├─ execute_tool {function}       INTERNAL  TOOL   one per tool call: required_action -> submit
     │  └─ {METHOD} {url.template}       CLIENT           one per exchange of the run (http_spans)
     └─ {METHOD} {url.template}          CLIENT           exchanges on the thread but no run
-A run on no thread is the root of its own trace, and so is an exchange on neither.
+A run on no thread is the root of its own trace, and so is an exchange on neither. Responses
+API traffic has its own shape, one trace per conversation or response chain (`response_spans`).
 
 GenAI attributes follow the OpenTelemetry semantic conventions (`gen_ai.*`), with OpenInference's
 (`openinference.span.kind`, `llm.*`, `session.id`) beside them for Phoenix. Phoenix counts tokens
@@ -31,6 +32,8 @@ from runtap.otel import ids
 from runtap.otel.content import RunContent, run_contents
 from runtap.otel.http_spans import exchange_span_fields
 from runtap.otel.load import Session
+from runtap.otel.response_spans import is_response_key, response_spans
+from runtap.otel.response_spans import root_span as response_root_span
 from runtap.otel.status import status_events
 from runtap.otel.timing import run_window, step_window, tool_window
 
@@ -50,6 +53,8 @@ class SpanModel:
 
     def spans(self, session: Session) -> list[ReadableSpan]:
         """Every span of one session's trace: root first, then in start order."""
+        if is_response_key(session.key):
+            return response_spans(self, session)
         trace = ids.trace_id(session.key)
         exchanges = sorted(session.exchanges, key=lambda e: (e["request_started_at"], e["exchange_id"]))
         contents = run_contents(exchanges) if self.include_content else {}
@@ -57,26 +62,28 @@ class SpanModel:
         runs = {run["run_id"]: run for run in session.runs}
         root = None
         if session.thread_id is not None:
-            root = self._context(trace, ids.span_id("thread", session.thread_id))
+            root = self.context(trace, ids.span_id("thread", session.thread_id))
         agents = {}
         for run in sorted(session.runs, key=lambda r: (run_window(r)[0], r["run_id"])):
-            agent = self._context(trace, ids.span_id("run", run["run_id"]))
+            agent = self.context(trace, ids.span_id("run", run["run_id"]))
             agents[run["run_id"]] = agent
             out += self._run_spans(session, run, agent, root, contents.get(run["run_id"]))
         for exchange in exchanges:
             parent = agents.get(exchange.get("run_id"), root)
             fields = exchange_span_fields(exchange)
-            context = self._context(trace, ids.span_id("exchange", exchange["exchange_id"]))
-            out.append(self._span(context=context, parent=parent, **fields))
+            context = self.context(trace, ids.span_id("exchange", exchange["exchange_id"]))
+            out.append(self.span(context=context, parent=parent, **fields))
         if root is not None and out:
             start, end = min(s.start_time for s in out), max(s.end_time for s in out)
             out.insert(0, self.thread_span(session.thread_id, start, end, len(runs)))
         return out
 
-    def _context(self, trace: int, span: int) -> SpanContext:
+    def context(self, trace: int, span: int) -> SpanContext:
+        """A sampled span context from two derived ids."""
         return SpanContext(trace, span, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
 
-    def _span(self, *, name, context, parent, kind, start, end, attributes, events=(), status=None) -> ReadableSpan:
+    def span(self, *, name, context, parent, kind, start, end, attributes, events=(), status=None) -> ReadableSpan:
+        """A finished span of this model's resource and scope; None attributes are left out."""
         return ReadableSpan(
             name=name,
             context=context,
@@ -91,11 +98,18 @@ class SpanModel:
             instrumentation_scope=self.scope,
         )
 
+    def root_span(self, key: str, start: int, end: int, count: int) -> ReadableSpan:
+        """The root span of the trace of session `key` (a thread, conversation or response chain)
+        over `start`..`end`, with `count` runs or responses."""
+        if is_response_key(key):
+            return response_root_span(self, key, start, end, count)
+        return self.thread_span(key.partition(":")[2], start, end, count)
+
     def thread_span(self, thread_id: str, start: int, end: int, runs: int) -> ReadableSpan:
         """The root span of a thread's trace, over `start`..`end` (its children's extent)."""
-        return self._span(
+        return self.span(
             name="thread",
-            context=self._context(ids.trace_id(f"thread:{thread_id}"), ids.span_id("thread", thread_id)),
+            context=self.context(ids.trace_id(f"thread:{thread_id}"), ids.span_id("thread", thread_id)),
             parent=None,
             kind=SpanKind.INTERNAL,
             start=start,
@@ -137,7 +151,7 @@ class SpanModel:
             attributes |= content.attributes()
         transitions = [t for t in session.transitions if t["run_id"] == run_id]
         spans = [
-            self._span(
+            self.span(
                 name=f"invoke_agent {run.get('assistant_id') or ''}".rstrip(),
                 context=agent,
                 parent=root,
@@ -162,9 +176,9 @@ class SpanModel:
 
     def _step_span(self, step: dict, window, agent, model, common) -> ReadableSpan:
         failed = step.get("status") in ("failed", "expired")
-        return self._span(
+        return self.span(
             name=f"chat {model}" if model else "chat",
-            context=self._context(agent.trace_id, ids.span_id("step", step["step_id"])),
+            context=self.context(agent.trace_id, ids.span_id("step", step["step_id"])),
             parent=agent,
             kind=SpanKind.CLIENT,
             start=window[0],
@@ -191,9 +205,9 @@ class SpanModel:
             return []
         model = run.get("model")
         return [
-            self._span(
+            self.span(
                 name=f"chat {model}" if model else "chat",
-                context=self._context(agent.trace_id, ids.span_id("run-usage", run["run_id"])),
+                context=self.context(agent.trace_id, ids.span_id("run-usage", run["run_id"])),
                 parent=agent,
                 kind=SpanKind.CLIENT,
                 start=window[0],
@@ -232,9 +246,9 @@ class SpanModel:
                 "input.value": tool.get("arguments"),
                 "output.value": tool.get("output"),
             }
-        return self._span(
+        return self.span(
             name=f"execute_tool {name}" if name else "execute_tool",
-            context=self._context(agent.trace_id, ids.span_id("tool", tool["tool_call_id"])),
+            context=self.context(agent.trace_id, ids.span_id("tool", tool["tool_call_id"])),
             parent=agent,
             kind=SpanKind.INTERNAL,
             start=window[0],
