@@ -10,10 +10,15 @@ its SQL.
 
 from __future__ import annotations
 
+import duckdb
+
 from runtap.analysis.filters import Filters
+from runtap.store.intervals import stay_totals_sql
 from runtap.store.latest import RUN_FACTS, per_object
 
 TERMINAL = ("completed", "failed", "cancelled", "expired", "incomplete")
+# Per-run stay totals, made once per connection when a page reads them for several inputs.
+SHARED_STAY_TOTALS = "shared_stay_totals"
 
 
 def matching_runs(facts: tuple[str, ...], filters: Filters) -> tuple[str, dict]:
@@ -30,3 +35,21 @@ def matching_runs(facts: tuple[str, ...], filters: Filters) -> tuple[str, dict]:
 def restrict(filters: Filters, column: str = "run_id") -> str:
     """A predicate keeping rows of runs in `matching`; `true` (and `matching` unused) without filters."""
     return f"{column} IN (SELECT run_id FROM matching)" if filters != Filters() else "true"
+
+
+def stay_totals(con: duckdb.DuckDBPyConnection, filters: Filters) -> str:
+    """A FROM item of per-run stay totals (store.intervals.stay_totals_sql) of the runs in the
+    CTE `matching`: the connection's shared table when `share_stay_totals` made one."""
+    shared = con.sql(
+        f"SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = '{SHARED_STAY_TOTALS}'"
+    ).fetchall()[0][0]
+    return SHARED_STAY_TOTALS if shared else f"({stay_totals_sql(restrict(filters))})"
+
+
+def share_stay_totals(con: duckdb.DuckDBPyConnection, filters: Filters) -> None:
+    """Compute the per-run stay totals of the runs `filters` keep once, as a temporary table on
+    `con` that every later input on this connection reads (durations, the page's timelines):
+    the window over every snapshot is the dearest part of each."""
+    cte, params = matching_runs((), filters)
+    sql = f"CREATE TEMP TABLE {SHARED_STAY_TOTALS} AS WITH {cte} {stay_totals_sql(restrict(filters))}"
+    con.execute(sql, params or None)

@@ -17,10 +17,10 @@ import duckdb
 import polars as pl
 
 from runtap.addon.response_routes import RESPONSE_OPERATIONS
-from runtap.analysis.facts import matching_runs, restrict
+from runtap.analysis.facts import matching_runs, restrict, stay_totals
 from runtap.analysis.filters import Filters
 from runtap.analysis.response_facts import matching_responses
-from runtap.store.intervals import STAY_STATUSES, stay_totals_sql
+from runtap.store.intervals import STAY_STATUSES
 from runtap.store.latest import STEP_FACTS, TOKENS, per_object, status_changes
 from runtap.store.schema import TABLES
 
@@ -133,7 +133,7 @@ def load_duration_stats(con, filters: Filters, *, by_assistant: bool = False) ->
         for name, expr in api.items()
     )
     sql = f"""WITH {cte},
-        per_run AS ({stay_totals_sql(restrict(filters))}),
+        per_run AS (SELECT * FROM {stay_totals(con, filters)}),
         polls AS (
             SELECT run_id, count(*) AS polls FROM exchanges
             WHERE operation = 'getRun' AND run_id IS NOT NULL GROUP BY run_id
