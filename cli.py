@@ -118,17 +118,43 @@ def cli():
     "OpenAI-Organization, OpenAI-Project and cookies are always redacted.",
 )
 @click.option("--verbose", is_flag=True, help="Log every flow and mitmproxy's info messages.")
-def proxy(upstream, listen, db, mode, redact, verbose):
+@click.option(
+    "--fsync",
+    is_flag=True,
+    help="Also fsync the journal (batched) before each response is handed over, so a power loss "
+    "loses nothing either (default: safe against the process dying).",
+)
+def proxy(upstream, listen, db, mode, redact, verbose, fsync):
     """Record Assistants runs traffic into a DuckDB store.
 
     Point clients at it with OPENAI_BASE_URL=http://127.0.0.1:8080/v1. Runs endpoints
     (and thread/message creation, for replay) are recorded; everything else passes through
-    untouched. Stop with Ctrl-C or SIGTERM: everything seen is flushed to the store first.
+    untouched. Every exchange is in a journal beside the store (DB.journal/) before its client
+    has the response; what a crash left there is applied on the next start. Stop with Ctrl-C or
+    SIGTERM: everything seen is in the store first.
     """
     from runtap.addon.proxy import run_proxy
 
     host, port = listen
-    run_proxy(upstream=upstream, host=host, port=port, db=db, mode=mode, redact=redact, verbose=verbose)
+    run_proxy(upstream=upstream, host=host, port=port, db=db, mode=mode, redact=redact, verbose=verbose, fsync=fsync)
+
+
+# --- recover ----------------------------------------------------------------------------------
+@cli.command()
+@db_option
+def recover(db):
+    """Apply what the journal beside a store holds and the store does not (after a crash).
+
+    `runtap proxy` does this itself when it starts; this is for a store you want to read
+    without starting the proxy again. Safe to run twice: nothing is applied twice.
+    """
+    from runtap.addon.recorder_process import recover_journal
+
+    result = recover_journal(db, log_level="WARNING")
+    if result is None:
+        click.echo(f"nothing to recover: no journal beside {db}")
+    else:
+        click.echo(f"recovered {result.recovered} exchanges from {db}.journal into {db}")
 
 
 # --- demo -------------------------------------------------------------------------------------
@@ -258,7 +284,18 @@ or [fail] [incomplete] [expire] [slow] [complete] in the last user message.
 A response chooses what the equivalent run chooses (same model, instructions,
 tools and user messages): the same function calls and usage; the response
 after function_call_output items is the run's turn after submit_tool_outputs.
-Responses cannot expire: an expired outcome fails them."""
+Responses cannot expire: an expired outcome fails them.
+
+\b
+Hold times (so tests know the truth): run metadata sim_hold_ms names how long
+the run stays in each status, in ms, one group per turn (the first, then the
+turn after submit_tool_outputs), groups separated by ';':
+  sim_hold_ms="queued=150,in_progress=400;queued=0,in_progress=200"
+queued and in_progress count from entering the status, whatever is streamed
+meanwhile; cancelling from the cancel. requires_action lasts until the client
+submits. A status a group leaves out keeps the --run-ms pacing; later turns
+use the last group. GET /__sim/ground_truth gives each run's statuses and the
+epoch seconds it entered each (entered_at)."""
 )
 @listen_option("127.0.0.1:9100")
 @click.option(
@@ -437,7 +474,9 @@ _report_command(
 )
 _report_command(
     "durations",
-    "Per model: queue, execution and end-to-end ms, time waiting on tool outputs, polls per run.",
+    "Per model: p50/p90 ms in queued, in_progress, requires_action and cancelling (a run's stays summed) and "
+    "end to end, each with its median uncertainty (run_status_intervals); the API's whole-second figures "
+    "(api_*) only for runs nothing finer was recorded for; polls per run.",
     [click.option("--by-assistant", is_flag=True, help="Group by model and assistant.")],
 )
 _report_command(

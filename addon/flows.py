@@ -1,8 +1,9 @@
 """Turn a mitmproxy flow into a transport-neutral `Exchange`, the one path for live and ingest.
 
-The live addon copies what it needs off the flow on the event loop (`captured_from_flow`, cheap:
-references to immutable bytes and a few floats) and does the expensive part, header and content
-decoding and SSE parsing (`to_exchange`), in the worker process (addon/worker.py). Ingest of
+The live addon copies what it needs off the flow on the event loop (`flow_record`, cheap:
+references to immutable bytes and a few floats) into the journal, and the worker process
+(addon/worker.py) does the expensive part, header and content decoding and SSE parsing
+(`to_exchange`). Ingest of
 flow files calls the same two functions there, so a flow recorded live and the same flow read
 from a file give the same rows.
 """
@@ -24,7 +25,8 @@ class CapturedFlow:
     """Plain data copied from a mitmproxy HTTP flow: safe to hand to another thread or process.
 
     Headers stay raw bytes (mitmproxy's own immutable `fields` tuple, taken by reference):
-    decoding them is left to `to_exchange`, off the proxy's event loop.
+    decoding them is left to `to_exchange`, off the proxy's event loop. The journal stores the
+    fields as a tuple in this order (`flow_record`); `CapturedFlow(*fields)` rebuilds it.
     """
 
     flow_id: str
@@ -51,38 +53,55 @@ def _decode_headers(fields: RawHeaders) -> list[tuple[str, str]]:
     ]
 
 
-def captured_from_flow(flow, chunks: list[tuple[float, bytes]] | None = None) -> CapturedFlow:
-    """Copy the parts of a mitmproxy `HTTPFlow` that normalization needs.
+def flow_record(flow, chunks: list[tuple[float, bytes]] | None = None, redact=None) -> tuple:
+    """The `CapturedFlow` fields of a mitmproxy `HTTPFlow`, as a tuple in declaration order.
 
-    `chunks` are the tapped body chunks of a streamed response (live capture). Without them the
-    flow's own raw body is used (buffered responses, or flows read from a file).
+    Plain values only (what the journal stores, addon/journal.py), copied by reference: cheap
+    enough for the event loop. `chunks` are the tapped body chunks of a streamed response (live
+    capture); without them the flow's own raw body is used (buffered responses, flow files).
+    `redact`, when given, replaces secret header values (addon/redact.py `RawRedactor`).
     """
     request = flow.request
     response = flow.response
-    captured = CapturedFlow(
-        flow_id=flow.id,
-        method=request.method,
-        url=request.url,
-        request_headers=request.headers.fields,
-        request_body=request.raw_content or b"",
-        request_started_at=request.timestamp_start,
-        chunks=chunks,
-        error=flow.error.msg if flow.error else None,
-    )
-    if response is not None:
-        captured.status_code = response.status_code
-        captured.response_headers = response.headers.fields
-        captured.response_started_at = response.timestamp_start
-        captured.response_ended_at = response.timestamp_end
-        if chunks is None:
-            captured.raw_body = response.raw_content
-    if captured.response_ended_at is None:
-        # A stream cut short never gets a response end: the last thing we saw is the end.
+    request_headers = request.headers.fields
+    if redact is not None:
+        request_headers = redact(request_headers)
+    error = flow.error.msg if flow.error else None
+    if response is None:
+        status, response_headers, started, ended, raw_body = None, (), None, None, None
+    else:
+        status, response_headers = response.status_code, response.headers.fields
+        if redact is not None:
+            response_headers = redact(response_headers)
+        started, ended = response.timestamp_start, response.timestamp_end
+        raw_body = response.raw_content if chunks is None else None
+    if ended is None:
+        # A stream cut short never gets a response end (nor one yet, when the last chunk is
+        # being handed over): the last thing we saw is the end.
         ends = [t for t, _ in chunks or ()]
         if flow.error:
             ends.append(flow.error.timestamp)
-        captured.response_ended_at = max(ends) if ends else None
-    return captured
+        ended = max(ends) if ends else None
+    return (
+        flow.id,
+        request.method,
+        request.url,
+        request_headers,
+        request.raw_content or b"",
+        request.timestamp_start,
+        status,
+        response_headers,
+        started,
+        ended,
+        chunks,
+        raw_body,
+        error,
+    )
+
+
+def captured_from_flow(flow, chunks: list[tuple[float, bytes]] | None = None) -> CapturedFlow:
+    """Copy the parts of a mitmproxy `HTTPFlow` that normalization needs (see `flow_record`)."""
+    return CapturedFlow(*flow_record(flow, chunks))
 
 
 def _header(headers: list[tuple[str, str]], name: str) -> str | None:

@@ -63,15 +63,47 @@ class _ProxyAddon(Recorder):
 
         No line when the store could not be opened: the error is logged and mitmproxy exits."""
         super().running()
-        if self.worker is not None:
+        if self.journal is not None:
             print(self.line, file=sys.stderr, flush=True)
 
 
-# DumpMaster addons that nothing in `runtap proxy` can reach: reading flows from a file or stdin
-# (`rfile`) and exiting when done (`keepserving`), the console's command history, starting a
-# browser. mitmproxy dispatches every event of every exchange to every addon in its chain, hook
-# or not; these four cost ~0.6M instructions per request (callgrind), more than recording does.
-_UNUSED_ADDONS = ("readfilestdin", "keepserving", "commandhistory", "browser")
+# DumpMaster addons that nothing in `runtap proxy` can reach. mitmproxy dispatches every event of
+# every exchange (about ten, each followed by an `update`) to every addon in its chain, hook or not,
+# at ~0.15M instructions per request per addon (callgrind, benchmarks/README.md). `runtap proxy`
+# sets only the listen address, the mode and its own options, and loads no mitmproxy config file,
+# so these do nothing but cost: reading flows from a file or stdin and exiting when done, the
+# console's command history, starting a browser; and every addon whose every effect needs an
+# option or a command left at its default (scripts, server replay, map/modify rules, sticky auth
+# and cookies, proxy and upstream auth, block lists, anticache/anticomp, saving flows or HAR,
+# cut/export/comment commands). Kept: core, proxyserver, nextlayer, tlsconfig, dnsresolver,
+# block (refuses non-local clients in regular mode), onboarding (mitm.it, the CA for regular
+# mode), disableh2c, stripdnshttpsrecords and updatealtsvc (they act with default options),
+# clientplayback (its async `done` cannot run on removal), termlog, errorcheck (a start-up error
+# exits) and the dumper with --verbose.
+_UNUSED_ADDONS = (
+    "readfilestdin",
+    "keepserving",
+    "commandhistory",
+    "browser",
+    "scriptloader",
+    "serverplayback",
+    "mapremote",
+    "maplocal",
+    "modifybody",
+    "modifyheaders",
+    "stickyauth",
+    "stickycookie",
+    "proxyauth",
+    "upstreamauth",
+    "blocklist",
+    "anticache",
+    "anticomp",
+    "save",
+    "savehar",
+    "cut",
+    "export",
+    "comment",
+)
 
 
 def _drop_unused_addons(master: DumpMaster) -> None:
@@ -80,7 +112,7 @@ def _drop_unused_addons(master: DumpMaster) -> None:
             master.addons.remove(addon)
 
 
-async def _run(spec: str, host: str, port: int, db: str, redact: Sequence[str], verbose: bool) -> None:
+async def _run(spec: str, host: str, port: int, db: str, redact: Sequence[str], verbose: bool, fsync: bool) -> None:
     opts = options.Options(listen_host=host, listen_port=port, mode=[spec])
     master = DumpMaster(opts, with_termlog=True, with_dumper=verbose)
     _drop_unused_addons(master)
@@ -90,6 +122,7 @@ async def _run(spec: str, host: str, port: int, db: str, redact: Sequence[str], 
         opts.update(
             runtap_db=db,
             runtap_redact=list(redact),
+            runtap_fsync=fsync,
             termlog_verbosity="info" if verbose else "warn",
             **({"flow_detail": 1} if verbose else {}),
         )
@@ -111,11 +144,13 @@ def run_proxy(
     mode: str = "reverse",
     redact: Sequence[str] = (),
     verbose: bool = False,
+    fsync: bool = False,
 ) -> None:
-    """Record runs traffic until SIGINT/SIGTERM; everything queued is flushed before returning.
+    """Record runs traffic until SIGINT/SIGTERM; everything journaled is in the store on return.
 
     The first signal drains: no new connections, exchanges in flight finish (up to 5 s).
+    `fsync`: fsync the journal (batched) before handing a response over (survives power loss).
     """
     spec = mode_spec(mode, upstream)
     check_listen_address(host, port)
-    asyncio.run(_run(spec, host, port, db, redact, verbose))
+    asyncio.run(_run(spec, host, port, db, redact, verbose, fsync))

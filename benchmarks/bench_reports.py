@@ -9,7 +9,7 @@ machine, compare ratios measured side by side, and read them with the load avera
 before and after. A store built by an older runtap keeps its older views: rebuild it (or pass
 no --db) to time the current ones.
 
-    .venv/bin/python benchmarks/bench_reports.py [--runs N] [--db PATH] [--repeat K]
+    .venv/bin/python benchmarks/bench_reports.py [--runs N] [--db PATH] [--repeat K] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -152,23 +152,82 @@ SQL = {
         FROM exchanges LEFT JOIN (SELECT exchange_id, min(received_at) AS f,
             min(received_at) FILTER (WHERE event = 'thread.message.delta') AS d FROM sse_events GROUP BY ALL)
         USING (exchange_id) GROUP BY operation""",
+    # Each run's stays by run_status_intervals' rules (store/intervals.py), written out directly:
+    # status changes in observation order, each bounded by the observations around it and by the
+    # POST that caused it, estimated, then paired with the next to give each stay's length.
     "durations": f"""WITH r AS {PER_RUN},
-        ch AS (SELECT * FROM (SELECT run_id, status, observed_at, k,
-                   lag(status) OVER (PARTITION BY run_id ORDER BY k) AS prev
-               FROM (SELECT *, {K} AS k FROM run_snapshots WHERE run_id IN
-                     (SELECT run_id FROM run_snapshots WHERE status = 'requires_action')))
-               WHERE prev IS DISTINCT FROM status),
-        w AS (SELECT run_id, sum(epoch_us(nx) - epoch_us(observed_at)) / 1000.0 AS ra FROM
-              (SELECT *, lead(observed_at) OVER (PARTITION BY run_id ORDER BY k) AS nx FROM ch)
-              WHERE status = 'requires_action' AND nx IS NOT NULL GROUP BY run_id),
+        c AS (SELECT * FROM (SELECT run_id, status, source, exchange_id, observed_at, request_started_at, seq,
+                  lag(status) OVER w AS prev, lag(observed_at) OVER w AS prev_at,
+                  CASE status WHEN 'completed' THEN completed_at WHEN 'failed' THEN failed_at
+                      WHEN 'cancelled' THEN cancelled_at WHEN 'expired' THEN expires_at ELSE created_at END AS api_at
+              FROM run_snapshots WHERE status IS NOT NULL
+              WINDOW w AS (PARTITION BY run_id ORDER BY observed_at, request_started_at, seq))
+              WHERE prev IS DISTINCT FROM status),
+        b AS (SELECT c.run_id, c.status, c.prev, c.observed_at, c.request_started_at, c.seq,
+                  epoch_us(c.observed_at) AS seen, epoch_us(c.prev_at) AS pv, epoch_us(c.api_at) AS api,
+                  epoch_us(e.request_started_at) AS rq, epoch_us(e.response_started_at) AS hd,
+                  c.source = 'sse' AND e.first_byte_at IS NOT NULL AS tapped,
+                  c.source = 'sse' AND e.first_byte_at IS NULL AS file,
+                  coalesce((c.prev IS NULL AND e.operation IN ('createRun', 'createThreadAndRun'))
+                      OR (c.prev = 'requires_action' AND e.operation = 'submitToolOutputsToRun'
+                          AND c.status NOT IN ('expired', 'cancelling', 'cancelled'))
+                      OR (e.operation = 'cancelRun' AND c.status IN ('cancelling', 'cancelled')), false) AS post
+              FROM c LEFT JOIN exchanges e USING (exchange_id)),
+        lh AS MATERIALIZED (SELECT *, tapped AND NOT post AS live,
+                  CASE WHEN post THEN least(seen, hd) ELSE seen END AS hi,
+                  CASE WHEN post THEN greatest(rq, pv) WHEN prev IS NULL THEN CASE WHEN api <= seen THEN api END
+                       WHEN file THEN least(pv, hd) ELSE pv END AS lo,
+                  NOT (tapped AND NOT post) AND (status IN ('completed', 'failed', 'cancelled', 'expired')
+                      OR (prev IS NULL AND status = 'queued')) AS named
+              FROM b),
+        n AS (SELECT *, coalesce(named AND hi - lo > 1000000 AND api < hi AND api + 1000000 > lo, false) AS by_api
+              FROM lh),
+        est AS (SELECT run_id, status, observed_at, request_started_at, seq,
+                  CASE WHEN live OR lo IS NULL THEN hi
+                       WHEN by_api THEN (greatest(lo, api) + least(hi, api + 1000000)) // 2
+                       ELSE (lo + hi) // 2 END AS at_us,
+                  CASE WHEN live THEN least(5.0, coalesce((hi - lo) / 1000.0, 5.0))
+                       WHEN by_api THEN (least(hi, api + 1000000) - greatest(lo, api)) / 2000.0
+                       ELSE (hi - lo) / 2000.0 END AS u
+              FROM n),
+        stays AS (SELECT run_id, status, at_us, u,
+                  lead(at_us) OVER w - at_us AS d, lead(u) OVER w AS nu, first_value(status) OVER w AS first_status,
+                  first_value(at_us) OVER w AS first_at, first_value(u) OVER w AS first_u,
+                  last_value(status) OVER w2 AS last_status, last_value(at_us) OVER w2 AS last_at,
+                  last_value(u) OVER w2 AS last_u
+              FROM est
+              WINDOW w AS (PARTITION BY run_id ORDER BY observed_at, request_started_at, seq),
+                     w2 AS (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)),
+        t AS (SELECT run_id,
+                  sum(d) FILTER (WHERE status = 'queued') / 1000.0 AS q,
+                  sum(u + nu) FILTER (WHERE status = 'queued') AS qu,
+                  sum(d) FILTER (WHERE status = 'in_progress') / 1000.0 AS ip,
+                  sum(u + nu) FILTER (WHERE status = 'in_progress') AS ipu,
+                  sum(d) FILTER (WHERE status = 'requires_action') / 1000.0 AS ra,
+                  sum(u + nu) FILTER (WHERE status = 'requires_action') AS rau,
+                  sum(d) FILTER (WHERE status = 'cancelling') / 1000.0 AS cn,
+                  sum(u + nu) FILTER (WHERE status = 'cancelling') AS cnu,
+                  CASE WHEN any_value(last_status) IN ('completed', 'failed', 'cancelled', 'expired', 'incomplete')
+                        AND any_value(first_status) NOT IN ('completed', 'failed', 'cancelled', 'expired', 'incomplete')
+                        AND any_value(first_u) IS NOT NULL
+                       THEN (any_value(last_at) - any_value(first_at)) / 1000.0 END AS e2e,
+                  CASE WHEN any_value(last_status) IN ('completed', 'failed', 'cancelled', 'expired', 'incomplete')
+                        AND any_value(first_status) NOT IN ('completed', 'failed', 'cancelled', 'expired', 'incomplete')
+                       THEN any_value(first_u) + any_value(last_u) END AS e2eu
+              FROM stays GROUP BY run_id),
         p AS (SELECT run_id, count(*) AS n FROM exchanges WHERE operation = 'getRun' GROUP BY run_id)
         SELECT model, count(*),
-            quantile_cont(epoch_ms(started_at) - epoch_ms(created_at), [0.5, 0.9]),
-            quantile_cont(epoch_ms(ended_at) - epoch_ms(started_at), [0.5, 0.9]),
-            quantile_cont(epoch_ms(ended_at) - epoch_ms(created_at), [0.5, 0.9]),
-            max(epoch_ms(ended_at) - epoch_ms(created_at)), count(ra), quantile_cont(ra, [0.5, 0.9]),
-            avg(coalesce(n, 0)), max(coalesce(n, 0))
-        FROM r LEFT JOIN w USING (run_id) LEFT JOIN p USING (run_id) GROUP BY model""",
+            quantile_cont(q, [0.5, 0.9]), quantile_cont(qu, 0.5),
+            quantile_cont(ip, [0.5, 0.9]), quantile_cont(ipu, 0.5),
+            quantile_cont(ra, [0.5, 0.9]), quantile_cont(rau, 0.5),
+            quantile_cont(cn, [0.5, 0.9]), quantile_cont(cnu, 0.5),
+            quantile_cont(e2e, [0.5, 0.9]), quantile_cont(e2eu, 0.5),
+            count(ended_at - created_at) FILTER (WHERE e2e IS NULL),
+            quantile_cont(epoch_ms(started_at - created_at), [0.5, 0.9]) FILTER (WHERE e2e IS NULL),
+            quantile_cont(epoch_ms(ended_at - started_at), [0.5, 0.9]) FILTER (WHERE e2e IS NULL),
+            quantile_cont(epoch_ms(ended_at - created_at), [0.5, 0.9]) FILTER (WHERE e2e IS NULL),
+            avg(coalesce(n, 0))
+        FROM r LEFT JOIN t USING (run_id) LEFT JOIN p USING (run_id) GROUP BY model""",
     "transitions": f"""WITH r AS {PER_RUN}
         SELECT a, b, NULL AS reason, count(*) FROM {LAG} WHERE a <> b GROUP BY ALL
         UNION ALL SELECT status, NULL, coalesce(code, reason), count(*) FROM r GROUP BY ALL""",
@@ -194,6 +253,9 @@ VIEW_QUERIES = {
     "runs by status": "SELECT status, count(*) FROM runs GROUP BY status",
     "run_transitions": "SELECT count(*) FROM run_transitions",
     "run_steps": "SELECT count(*), sum(total_tokens) FROM run_steps",
+    "run_status_intervals": (
+        "SELECT status, count(*), sum(duration_ms), avg(uncertainty_ms) FROM run_status_intervals GROUP BY status"
+    ),
 }
 
 
@@ -252,6 +314,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--db", help="store path (default: a temporary file, removed at the end)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; figures are medians")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="time only these reports and view queries")
     parser.add_argument("--measure", nargs=2, metavar=("REPORT", "KIND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -272,12 +335,14 @@ def main() -> None:
         f"run_snapshots {counts[0]:,}, exchanges {counts[1]:,}; median of {args.repeat}, "
         f"{os.cpu_count()} CPUs, load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"
     )
+    reports = [name for name in REPORTS if not args.only or name in args.only]
+    views = [name for name in VIEW_QUERIES if not args.only or name in args.only]
     samples: dict[tuple[str, str], list[dict]] = {}
     for _ in range(args.repeat):
-        for name in REPORTS:
+        for name in reports:
             for kind in ("runtap", "sql"):
                 samples.setdefault((name, kind), []).append(measure_in_child(path, name, kind))
-        for name in VIEW_QUERIES:
+        for name in views:
             samples.setdefault((name, "view"), []).append(measure_in_child(path, name, "view"))
 
     def median(name: str, kind: str, field: str) -> float:
@@ -287,7 +352,7 @@ def main() -> None:
         f"{'report':<12} {'runtap s':>9} {'SQL s':>7} {'ratio':>6} {'CPU ratio':>9} "
         f"{'runtap RSS MB':>13} {'SQL RSS MB':>10}"
     )
-    for name in REPORTS:
+    for name in reports:
         ours, sql = median(name, "runtap", "wall_s"), median(name, "sql", "wall_s")
         cpu_ratio = median(name, "runtap", "cpu_s") / median(name, "sql", "cpu_s")
         print(
@@ -295,7 +360,8 @@ def main() -> None:
             f"{median(name, 'runtap', 'peak_rss_mb'):13.0f} {median(name, 'sql', 'peak_rss_mb'):10.0f}"
         )
     print(f"{'view query':<16} {'s':>7} {'CPU s':>7} {'RSS MB':>7}  query")
-    for name, sql in VIEW_QUERIES.items():
+    for name in views:
+        sql = VIEW_QUERIES[name]
         print(
             f"{name:<16} {median(name, 'view', 'wall_s'):7.3f} {median(name, 'view', 'cpu_s'):7.3f} "
             f"{median(name, 'view', 'peak_rss_mb'):7.0f}  {sql}"

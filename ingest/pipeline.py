@@ -102,7 +102,6 @@ def ingest_files(
         redact=tuple(redact_extra),
         batch_rows=BATCH_ROWS,
         max_queued_rows=MAX_QUEUED_ROWS,
-        lossless=True,
         max_pending=MAX_PENDING,
         log_level="WARNING",
     )

@@ -106,8 +106,9 @@ def status_boundaries_sql(where: str = "true") -> str:
         FROM ({changes}) LEFT JOIN {_EXCHANGES} USING (exchange_id)
     ), caused AS (  -- whether the exchange that first showed the status is the POST that caused it
         SELECT *, (first AND creates) OR submitted OR cancelled AS by_post FROM seen
-    ), bounded AS (  -- (lo, hi] from the observations and the POST that caused the change
-        SELECT *, tapped_sse AND NOT by_post AS live,
+    ), bounded AS MATERIALIZED (  -- (lo, hi] from the observations and the POST that caused the change
+        SELECT run_id, k, status, from_status, first, creates, submitted, cancelled, file, api_us,
+            tapped_sse AND NOT by_post AS live,
             CASE WHEN by_post THEN least(seen_us, response_us) ELSE seen_us END AS hi,
             CASE WHEN by_post THEN greatest(request_us, prev_us) WHEN first THEN
                       CASE WHEN api_us <= seen_us THEN api_us END

@@ -2,8 +2,9 @@
 
 `open_stores(sources)` yields a DuckDB connection with the same relation names as one store:
 each table is a view over the union (BY NAME) of that table in every source, typed as
-`store.schema` says; the derived views (`runs`, `run_steps`, `run_transitions`, `tool_calls`)
-are then defined over those unions with `store.schema.VIEWS`, so a run observed by two proxies
+`store.schema` says; the derived views (`runs`, `run_steps`, `run_transitions`,
+`run_status_intervals`, `tool_calls`, ...) are then defined over those unions with
+`store.schema.VIEWS`, so a run observed by two proxies
 is one run with all its observations, and figures over several stores equal the figures over
 one store holding the same data. A source is a store file (attached read-only, retrying while a
 proxy holds its lock, like `open_store`) or a directory written by `runtap export --parquet`

@@ -1,16 +1,23 @@
 """The store's one writer thread: batches rows into the DuckDB file.
 
 It runs in the worker process (addon/worker.py), which normalizes the flows of the live proxy
-and of ingest and `put`s their rows here. `put` only counts and `put_nowait`s (ingest's
-`block=True` waits for room instead of dropping), so the worker goes on to the next flow while
-this thread builds one Arrow frame per table with the schema's types and inserts it
-(`INSERT ... BY NAME`), never row by row. The file is opened per batch and closed right after,
-so `runtap report` in another process can read in between; while a reader holds the lock the
-batch is kept and retried with backoff, and new rows keep queueing. Memory is bounded by
-`max_queued_rows`: rows accepted but not yet written (queued or in the batch being retried).
-Past it, `put` drops and counts, with one warning per episode. Other write errors (disk full,
-unwritable file) are logged once and the batch is retried every `error_retry_seconds`; the
-caller never sees them.
+(read from the journal) and of ingest and `put`s their rows here. `put` only counts and
+`put_nowait`s, so the worker goes on to the next flow while this thread builds one Arrow frame
+per table with the schema's types and inserts it (`INSERT ... BY NAME`), never row by row. The
+file is opened per batch and closed right after, so `runtap report` in another process can read
+in between; while a reader holds the lock the batch is kept and retried with backoff, and new
+rows keep queueing. Memory is bounded by `max_queued_rows`: rows accepted but not yet written
+(queued or in the batch being retried). Past it, `put(block=True)` (the worker, both for the
+journal and for ingest) waits for room; `put()` drops and counts, with one warning per
+episode. Other write errors (disk full, unwritable file) are logged once and the batch is
+retried every `error_retry_seconds`; the caller never sees them.
+
+Journal position: a `put` may carry the journal position its rows came from (addon/journal.py);
+the batch's last position is written to `runtap_meta` (key `journal_position`, "SEGMENT:OFFSET")
+in the same transaction as its rows, so the recorder applies every journal record exactly once,
+across crashes and restarts (`read_journal_position`). A put with a position and no rows (a
+record that gives none) still moves the position. `on_commit(position)` is called after each
+commit that moved it.
 
 Per-batch cost, measured on this machine (duckdb 2.0, 2 cores), 500 rows of run_snapshots:
 connect ~11 ms (the same for ":memory:": instance start-up, not the file), insert ~6 ms,
@@ -49,6 +56,8 @@ _SCHEMAS = {t: arrow_schema(t) for t in TABLES}
 _LOCK_BACKOFF = (0.02, 0.5)  # first and longest wait while another process holds the file
 _LOCK_WARN_SECONDS = 5.0
 _CATCH_UP_BATCHES = 10  # a backlog is written in batches of up to this many batch_rows
+POSITION_KEY = "journal_position"
+_SAVE_POSITION = "INSERT OR REPLACE INTO runtap_meta VALUES ('journal_position', ?)"
 
 
 @dataclass
@@ -83,12 +92,15 @@ class StoreWriter:
         batch_seconds: float = 0.5,
         max_queued_rows: int = DEFAULT_MAX_QUEUED_ROWS,
         error_retry_seconds: float = 2.0,
+        on_commit=None,
     ) -> None:
         self.path = path
         self.batch_rows = batch_rows
         self.batch_seconds = batch_seconds
         self.max_queued_rows = max_queued_rows
         self.error_retry_seconds = error_retry_seconds
+        self.on_commit = on_commit  # called with the journal position after each commit that moved it
+        self.position: tuple[int, int] | None = None  # journal position committed last
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._cond = threading.Condition()  # guards the counters below; never held during I/O
         self._stats = WriterStats(rows_written=dict.fromkeys(TABLES, 0))
@@ -118,14 +130,15 @@ class StoreWriter:
         self._thread = threading.Thread(target=self._run, name="runtap-store-writer", daemon=True)
         self._thread.start()
 
-    def put(self, rows: dict[str, list[dict]], *, block: bool = False) -> bool:
+    def put(self, rows: dict[str, list[dict]], *, block: bool = False, position: tuple[int, int] | None = None) -> bool:
         """Queue rows (table -> row dicts) for writing; never raises, never touches DuckDB.
 
         Returns False when the rows were dropped (queue limit reached, or writer closed). With
-        `block=True` (ingest, never the event loop) it waits for room instead of dropping.
+        `block=True` (ingest, the recorder, never the event loop) it waits for room instead of
+        dropping. `position`: the journal position these rows came from (see the module doc).
         """
         n = sum(len(v) for v in rows.values())
-        if n == 0:
+        if n == 0 and position is None:
             return True
         with self._cond:
             if block:
@@ -134,7 +147,7 @@ class StoreWriter:
                 self._drop(n)
                 return False
             self._stats.queued += n
-        self._queue.put_nowait(rows)
+        self._queue.put_nowait((rows, position))
         return True
 
     def write_capture(self, row: dict) -> str:
@@ -211,29 +224,32 @@ class StoreWriter:
     # --- writer thread ------------------------------------------------------------------------
     def _run(self) -> None:
         batch: dict[str, list[dict]] = {}
-        size, deadline = 0, 0.0
+        size, deadline, position = 0, 0.0, None
         while True:
-            timeout = max(0.0, deadline - time.monotonic()) if size else None
+            timeout = max(0.0, deadline - time.monotonic()) if size or position else None
             try:
                 item = self._queue.get(timeout=timeout)
             except queue.Empty:
                 item = None  # batch_seconds passed since the batch's first row
-            if isinstance(item, dict):
-                if not size:
+            if isinstance(item, tuple):
+                if not size and position is None:
                     deadline = time.monotonic() + self.batch_seconds
-                size += _extend(batch, item)
+                size += _extend(batch, item[0])
+                position = item[1] or position
                 if size < self.batch_rows:
                     continue
-                size, item = self._catch_up(batch, size)
-            if size and not self._write_until_done(batch, size):
+                size, position, item = self._catch_up(batch, size, position)
+            if (size or position) and not self._write_until_done(batch, size, position):
                 return  # abandoned by close()
-            batch, size = {}, 0
+            batch, size, position = {}, 0, None
             if isinstance(item, _Marker):
                 item.done.set()
                 if item.stop:
                     return
 
-    def _catch_up(self, batch: dict[str, list[dict]], size: int) -> tuple[int, _Marker | None]:
+    def _catch_up(
+        self, batch: dict[str, list[dict]], size: int, position: tuple[int, int] | None
+    ) -> tuple[int, tuple[int, int] | None, _Marker | None]:
         """Add rows already waiting (a backlog after a lock) up to 10 batches' worth.
 
         Each open/close costs ~25 ms whatever the size, so a backlog drains in bigger batches.
@@ -245,16 +261,17 @@ class StoreWriter:
             except queue.Empty:
                 break
             if isinstance(item, _Marker):
-                return size, item
-            size += _extend(batch, item)
-        return size, None
+                return size, position, item
+            size += _extend(batch, item[0])
+            position = item[1] or position
+        return size, position, None
 
-    def _write_until_done(self, batch: dict[str, list[dict]], size: int) -> bool:
+    def _write_until_done(self, batch: dict[str, list[dict]], size: int, position: tuple[int, int] | None) -> bool:
         frames = self._frames(batch)
         waited_since, delay, reported = time.monotonic(), _LOCK_BACKOFF[0], None
         while True:
             try:
-                self._insert(frames)
+                self._insert(frames, position)
                 break
             except duckdb.Error as exc:
                 if is_lock_error(exc):
@@ -295,10 +312,17 @@ class StoreWriter:
                 self._full = False
                 log.info("store writer for %s has room again (%d rows dropped so far)", self.path, self._stats.dropped)
             self._cond.notify_all()
+        if position is not None:
+            self.position = position
+            if self.on_commit is not None:
+                try:
+                    self.on_commit(position)
+                except Exception as exc:  # the writer thread must outlive its listener
+                    log.error("store writer: after a commit: %s", exc)
         return True
 
-    def _insert(self, frames: dict[str, pa.Table]) -> None:
-        if not frames:  # every row was rejected
+    def _insert(self, frames: dict[str, pa.Table], position: tuple[int, int] | None) -> None:
+        if not frames and position is None:  # every row was rejected
             return
         con = duckdb.connect(self.path)
         try:
@@ -307,6 +331,8 @@ class StoreWriter:
                 con.register("runtap_frame", frame)
                 con.execute(_INSERT_SQL[table])
                 con.unregister("runtap_frame")
+            if position is not None:  # with the rows, or neither: exactly once
+                con.execute(_SAVE_POSITION, [f"{position[0]}:{position[1]}"])
             con.execute("COMMIT")
         finally:
             try:
@@ -325,6 +351,21 @@ class StoreWriter:
             if frame is not None and frame.num_rows:
                 frames[table] = frame
         return frames
+
+
+def read_journal_position(path: str) -> tuple[int, int] | None:
+    """The journal position committed in the store at `path` (None: nothing applied yet)."""
+    if not os.path.exists(path):
+        return None
+    con = connect_with_retry(path, read_only=True)
+    try:
+        found = con.execute("SELECT value FROM runtap_meta WHERE key = ?", [POSITION_KEY]).fetchone()
+    finally:
+        con.close()
+    if found is None:
+        return None
+    segment, _, offset = found[0].partition(":")
+    return int(segment), int(offset)
 
 
 def _extend(batch: dict[str, list[dict]], rows: dict[str, list[dict]]) -> int:
@@ -356,6 +397,11 @@ def _typed(schema: pa.Schema, rows: list[dict]) -> pa.Table:
     unknown = set().union(*rows) - set(schema.names) if rows else set()
     if unknown:
         raise ValueError(f"unknown columns {sorted(unknown)}")
+    if _plain(schema, rows):
+        try:  # Arrow's own row conversion: ~3x faster than column by column in Python
+            return pa.Table.from_pylist(rows, schema=schema)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            pass  # a value needs a conversion below (a JSON object as text, say), or is bad
     columns = []
     for fld in schema:
         values = [row.get(fld.name) for row in rows]
@@ -372,6 +418,13 @@ def _typed(schema: pa.Schema, rows: list[dict]) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+def _plain(schema: pa.Schema, rows: list[dict]) -> bool:
+    """Whether every timestamp is a datetime (or None): Arrow would read a number as microseconds,
+    where `_timestamp` reads epoch seconds (and an ISO string needs parsing)."""
+    names = _TIMESTAMPS[schema]
+    return all(type(row.get(name)) in _DATETIME_OR_NONE for row in rows for name in names)
+
+
 def _timestamp(value):
     """Accept datetimes (naive = UTC), epoch seconds (the API's own) and ISO strings (HAR)."""
     if isinstance(value, datetime):
@@ -384,6 +437,8 @@ def _timestamp(value):
 
 
 _JSON_COLUMNS = {c for cols in TABLES.values() for c, ty in cols if ty == "JSON"}
+_TIMESTAMPS = {schema: [f.name for f in schema if pa.types.is_timestamp(f.type)] for schema in _SCHEMAS.values()}
+_DATETIME_OR_NONE = (datetime, type(None))
 
 _INSERT_SQL = {t: insert_sql(t, "runtap_frame") for t in TABLES}
 

@@ -21,6 +21,7 @@ from openai import AsyncAssistantEventHandler, AsyncOpenAI
 
 from runtap.addon.routes import match_route
 from runtap.demo.workload import WEATHER, WRITER
+from runtap.store.reader import connect_with_retry
 
 FINAL = {"completed", "failed", "cancelled", "incomplete", "expired"}
 
@@ -174,13 +175,30 @@ def child_pids(pid: int) -> list[int]:
     return children
 
 
+def wait_for_log(proxy, text: str, timeout: float = 60) -> None:
+    """Wait until a proxy process has logged `text` (a point in its work, not a guessed time)."""
+    deadline = time.monotonic() + timeout
+    while text not in proxy.log_text():
+        assert time.monotonic() < deadline, f"{text!r} not logged within {timeout}s:\n{proxy.log_text()[-3000:]}"
+        assert proxy.proc.poll() is None, f"the proxy exited before logging {text!r}:\n{proxy.log_text()[-3000:]}"
+        time.sleep(0.05)
+
+
 def store_request_ids(db: str) -> Counter:
-    """x-request-ids of the exchanges in the store, with multiplicity."""
-    con = duckdb.connect(db, read_only=True)
+    """x-request-ids of the exchanges in the store, with multiplicity (waits while a writer holds it)."""
+    con = connect_with_retry(db, read_only=True)
     try:
         return Counter(r for (r,) in con.execute("SELECT x_request_id FROM exchanges").fetchall())
     finally:
         con.close()
+
+
+def wait_until_stored(db: str, request_ids: Counter, timeout: float = 60) -> Counter:
+    """Poll the store (read-only, between the recorder's batches) until it holds `request_ids`."""
+    deadline = time.monotonic() + timeout
+    while (missing := request_ids - store_request_ids(db)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return missing
 
 
 def check_runs(db: str, runs: dict[str, dict]) -> list[str]:

@@ -161,15 +161,14 @@ def test_benchmark_sql_computes_the_latency_duration_and_step_figures(bench):
             (p50, p90, p99, max_ms, headers)
         )
     durations = {r[0]: r for r in baseline(bench, "durations")}
+    figures = ("queued", "in_progress", "requires_action", "cancelling", "end_to_end")
     for row in run_report(bench[1], "durations").main.iter_rows(named=True):
-        _, runs, queue, _, end_to_end, _, ra_runs, ra, polls, _ = durations[row["model"]]
-        assert (row["runs"], row["requires_action_runs"]) == (runs, ra_runs)
-        assert (
-            row["queue_p50_ms"],
-            row["end_to_end_p90_ms"],
-            row["requires_action_p50_ms"],
-            row["polls_per_run"],
-        ) == pytest.approx((queue[0], end_to_end[1], ra[0] if ra else None, polls))
+        _, runs, *stays, api_runs, _, _, _, polls = durations[row["model"]]
+        assert (row["runs"], row["api_runs"]) == (runs, api_runs)
+        for figure, quantiles, uncertainty in zip(figures, stays[::2], stays[1::2], strict=True):
+            got = (row[f"{figure}_p50_ms"], row[f"{figure}_p90_ms"], row[f"{figure}_uncertainty_p50_ms"])
+            assert got == pytest.approx((*(quantiles or (None, None)), uncertainty)), (row["model"], figure)
+        assert row["polls_per_run"] == pytest.approx(polls)
     steps = run_report(bench[1], "steps").main
     assert rows(steps, "type", "tool", "steps", "failed", "tool_calls", "total_tokens") == {
         (t, tool, n, failed, calls or 0, total)

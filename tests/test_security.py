@@ -8,6 +8,7 @@ import glob
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import threading
 
@@ -19,7 +20,7 @@ from aiohttp import web
 from runtap.cli import cli
 from runtap.demo.harness import RUNTAP, ChildProcess, SimulatorProcess, free_port, start_proxy, wait_for_port
 from runtap.demo.response_workload import run_responses_workload
-from tests.load_clients import drive
+from tests.load_clients import child_pids, drive, wait_for_log
 
 API_KEY = "sk-proj-SECRETKEY0123456789abcdef"
 SECRET_HEADERS = {
@@ -44,11 +45,15 @@ def recorded(tmp_path_factory):
     yield db, tally, code, proxy.log_text()
 
 
+def _store_files(db: str) -> list[str]:
+    """The store, any WAL, and what is left of the journal."""
+    return [p for p in glob.glob(db + "*") + glob.glob(db + ".journal/*") if os.path.isfile(p)]
+
+
 def test_no_secret_in_the_store_files_or_the_proxy_log(recorded):
     db, tally, code, log = recorded
     assert code == 0 and tally.request_ids and tally.errors  # traffic flowed, and faults hit it
-    files = glob.glob(db + "*")  # the store and any WAL
-    for path in files:
+    for path in _store_files(db):
         with open(path, "rb") as fh:
             raw = fh.read()
         for secret in SECRETS:
@@ -80,7 +85,7 @@ def test_no_secret_in_the_store_or_log_with_the_responses_api(responses_recorded
         ).fetchone()[0]
         snapshots = con.execute("SELECT count(*) FROM response_snapshots").fetchone()[0]
     assert recorded and snapshots  # the Responses traffic was recorded, headers included
-    for path in glob.glob(db + "*"):
+    for path in _store_files(db):
         raw = pathlib.Path(path).read_bytes()
         for secret in SECRETS:
             assert secret.encode() not in raw, (path, secret)
@@ -103,6 +108,27 @@ def test_no_secret_in_exported_traces(recorded, tmp_path):
     assert "invoke_agent" in raw and "execute_tool" in raw
     for secret in SECRETS + ["REDACTED"]:
         assert secret not in raw
+
+
+def test_no_secret_in_a_journal_left_by_a_crash(tmp_path):
+    """The journal is written before anything else sees an exchange: secrets are redacted first."""
+    db = str(tmp_path / "crash.duckdb")
+    with SimulatorProcess("--run-ms", "60", "--poll-after-ms", "40") as sim:
+        proxy = start_proxy(
+            sim.url, db, log_path=str(tmp_path / "proxy.log"), extra_args=["--redact-header", "X-Extra"]
+        )
+        wait_for_log(proxy, "recording to")
+        tally = asyncio.run(
+            drive(proxy.base_url, 4, 1, api_key=API_KEY, **SECRET_HEADERS, **{"X-Extra": "SECRETEXTRA42"})
+        )
+        for pid in [proxy.proc.pid, *child_pids(proxy.proc.pid)]:
+            os.kill(pid, signal.SIGKILL)  # nothing is applied or deleted: the journal stays as written
+        proxy.proc.wait()
+    segments = glob.glob(db + ".journal/*.seg")
+    raw = b"".join(pathlib.Path(p).read_bytes() for p in segments)
+    assert tally.request_ids and segments and b"/runs" in raw
+    for secret in [*SECRETS, "SECRETEXTRA42"]:
+        assert secret.encode() not in raw, secret
 
 
 class _HeaderSink:

@@ -1,4 +1,5 @@
-"""The store's views follow DESIGN.md's rules, checked on hand-made rows in a real DuckDB file."""
+"""The store's views follow their rules (store/schema.py, docs/ARCHITECTURE.md), checked on hand-made rows
+in a real DuckDB file."""
 
 from __future__ import annotations
 

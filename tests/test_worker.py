@@ -71,7 +71,7 @@ def test_module_top_imports_only_the_standard_library():
 
 def test_flows_and_flow_states_are_written_and_failures_counted_per_capture(tmp_path):
     db = str(tmp_path / "w.duckdb")
-    worker = Worker(db, max_queued_rows=1000, lossless=True)
+    worker = Worker(db, max_queued_rows=1000)
     worker.start()
     worker.write_capture({"capture_id": "cap-1", "mode": "test", "source": "test"})
     live = _flow("/v1/threads/thread_1/runs/run_1")
