@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from runtap.analysis import charts
-from runtap.analysis.facts import share_stay_totals
+from runtap.analysis.facts import share_run_facts, share_stay_totals
 from runtap.analysis.filters import Filters
 from runtap.analysis.formats import NULL_MARK, cell
 from runtap.analysis.loader import has_responses, is_empty, prepare
@@ -40,6 +40,22 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}td.null{color:#999}
 .wide{overflow-x:auto}.note{color:#8a5a00}figure{margin:1em 0}svg{max-width:100%;height:auto}
 """
     + WATERFALL_STYLE
+)
+# Every per-run fact the page's inputs read: the runs are reduced to these once (analysis/facts.py).
+PAGE_FACTS = (
+    "model",
+    "assistant_id",
+    "status",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "first_observed_at",
+    "last_error_code",
+    "incomplete_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "with_usage",
 )
 # How many runs the page draws a waterfall for (the slowest); `runtap report timeline` draws any.
 WATERFALL_RUNS = 50
@@ -169,7 +185,9 @@ def write_html(db: str | Sequence[str], out: str, filters: Filters = Filters()) 
         specs = report_specs(with_responses)
         extra = RESPONSE_INPUTS if with_responses else ()
         names = tuple(dict.fromkeys([*(n for spec in specs.values() for n in spec.inputs), *CHART_INPUTS, *extra]))
-        share_stay_totals(con, filters)  # durations and the timelines read the same per-run stays
+        # Inputs read the runs' facts and stays from one reduction each, not one per input.
+        share_run_facts(con, PAGE_FACTS, filters)
+        share_stay_totals(con, filters)
         frames = load_inputs(con, names, filters)
         timelines = load_timelines(con, filters)
     page = render_html(frames, filters, db if isinstance(db, str) else ", ".join(db), specs, timelines)

@@ -94,7 +94,7 @@ def load_status_time(con: duckdb.DuckDBPyConnection, filters: Filters) -> pl.Dat
     """Per model, over its runs observed from creation to their end: runs, and the mean time per
     run in each of STAY_STATUSES (`<status>_mean_ms`, 0 for a run that never was in it) and
     end-to-end (`end_to_end_mean_ms`, the sum of the others)."""
-    cte, params = matching_runs(("model",), filters)
+    cte, params = matching_runs(("model",), filters, con)
     means = ", ".join(f"avg(coalesce(r.{s}_ms, 0)) AS {s}_mean_ms" for s in STAY_STATUSES)
     sql = f"""WITH {cte}
         SELECT m.model, count(*) AS runs, {means}, avg(r.end_to_end_ms) AS end_to_end_mean_ms
@@ -107,7 +107,7 @@ def load_slowest(con: duckdb.DuckDBPyConnection, filters: Filters, limit: int) -
     """The `limit` slowest runs `filters` keep (longest end-to-end first; runs not observed from
     creation to their end after them, newest first), with their model and end_to_end_ms, and how
     many runs there are in all."""
-    cte, params = matching_runs(("model", "status", "first_observed_at"), filters)
+    cte, params = matching_runs(("model", "status", "first_observed_at"), filters, con)
     sql = f"""WITH {cte}
         SELECT run_id, m.model, m.status, r.end_to_end_ms, count(*) OVER () AS total
         FROM matching m LEFT JOIN {stay_totals(con, filters)} r USING (run_id)
