@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt
 import polars as pl
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "figure.dpi": 96})
 
@@ -59,6 +59,10 @@ def latency_percentiles(latency: pl.DataFrame) -> str | None:
     ax.plot(top, list(rows), "x", color="#b03030", markersize=5, label="max")
     ax.set_yticks(list(rows), names)
     ax.set_xscale("log")
+    # Plain "10", "100" tick labels: the default 10^n labels go through mathtext, the dearest
+    # part of drawing this chart (~0.5 s).
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
     ax.set_xlim(min(p50) / 1.5, max(top) * 1.5)  # barh leaves log limits to chance
     ax.set_xlabel("duration (ms, request start to response end, log scale)")
     ax.set_title("Latency per operation")

@@ -11,7 +11,8 @@ A page that reads many inputs at once (`report html`) is the exception: it reduc
 with every fact its inputs read, into a temporary table on its connection (`share_run_facts`),
 and every input given that connection reads it instead of the snapshots; likewise the per-run
 stay totals (`share_stay_totals`), the window over every snapshot that durations and the
-page's timelines both read. The table holds the runs of the page's filters: inputs with other
+page's timelines both read, and the status boundaries under them, whose visits are the
+transitions the transitions report counts. The table holds the runs of the page's filters: inputs with other
 filters must not share the connection.
 """
 
@@ -20,13 +21,14 @@ from __future__ import annotations
 import duckdb
 
 from runtap.analysis.filters import Filters
-from runtap.store.intervals import stay_totals_sql
-from runtap.store.latest import RUN_FACTS, per_object
+from runtap.store.intervals import status_boundaries_sql, stay_totals_sql
+from runtap.store.latest import RUN_FACTS, per_object, status_changes
 
 TERMINAL = ("completed", "failed", "cancelled", "expired", "incomplete")
 # Per-run facts and stay totals, made once per connection when a page reads them for several inputs.
 SHARED_RUN_FACTS = "shared_run_facts"
 SHARED_STAY_TOTALS = "shared_stay_totals"
+SHARED_BOUNDARIES = "shared_status_boundaries"
 
 
 def _matching_sql(needed: list[str], filters: Filters) -> tuple[str, dict]:
@@ -79,9 +81,25 @@ def stay_totals(con: duckdb.DuckDBPyConnection, filters: Filters) -> str:
 
 
 def share_stay_totals(con: duckdb.DuckDBPyConnection, filters: Filters) -> None:
-    """Compute the per-run stay totals of the runs `filters` keep once, as a temporary table on
-    `con` that every later input on this connection reads (durations, the page's timelines):
-    the window over every snapshot is the dearest part of each."""
+    """Compute the status boundaries and per-run stay totals of the runs `filters` keep once, as
+    temporary tables on `con` that later inputs on this connection read (durations, transitions,
+    the page's timelines): the window over every snapshot is the dearest part of each.
+
+    store.intervals.stay_totals_sql reads its boundaries as a subquery: here that subquery is
+    swapped for the shared table. Should its text ever change, the swap finds nothing and the
+    totals are computed from the snapshots again (slower, same figures)."""
     cte, params = matching_runs((), filters, con)
-    sql = f"CREATE TEMP TABLE {SHARED_STAY_TOTALS} AS WITH {cte} {stay_totals_sql(restrict(filters))}"
-    con.execute(sql, params or None)
+    where = restrict(filters)
+    boundaries = status_boundaries_sql(where)
+    con.execute(f"CREATE TEMP TABLE {SHARED_BOUNDARIES} AS WITH {cte} SELECT * FROM ({boundaries})", params or None)
+    totals = stay_totals_sql(where).replace(f"({boundaries})", SHARED_BOUNDARIES)
+    con.execute(f"CREATE TEMP TABLE {SHARED_STAY_TOTALS} AS WITH {cte} {totals}", params or None)
+
+
+def transitions_of(con: duckdb.DuckDBPyConnection, filters: Filters) -> str:
+    """A FROM item of the transitions (from_status, to_status) of the runs in the CTE `matching`:
+    from the shared boundaries when `share_stay_totals` made them (a visit that has a from_status
+    is a transition), else store.latest.status_changes."""
+    if _shared_columns(con, SHARED_BOUNDARIES) is not None:
+        return f"(SELECT from_status, status AS to_status FROM {SHARED_BOUNDARIES} WHERE from_status IS NOT NULL)"
+    return f"({status_changes(restrict(filters))})"

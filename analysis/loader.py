@@ -17,11 +17,11 @@ import duckdb
 import polars as pl
 
 from runtap.addon.response_routes import RESPONSE_OPERATIONS
-from runtap.analysis.facts import matching_runs, restrict, stay_totals
+from runtap.analysis.facts import matching_runs, restrict, stay_totals, transitions_of
 from runtap.analysis.filters import Filters
 from runtap.analysis.response_facts import matching_responses
 from runtap.store.intervals import STAY_STATUSES
-from runtap.store.latest import STEP_FACTS, TOKENS, per_object, status_changes
+from runtap.store.latest import STEP_FACTS, TOKENS, per_object
 from runtap.store.schema import TABLES
 
 _USAGE_FACTS = (*TOKENS, "with_usage")  # the token facts, and whether any snapshot of the run carried usage
@@ -102,7 +102,7 @@ def load_transition_counts(con, filters: Filters) -> pl.LazyFrame:
     """Status transitions (consecutive distinct statuses of a run) counted: from_status, to_status, count."""
     cte, params = matching_runs((), filters, con)
     sql = f"""WITH {cte}
-        SELECT from_status, to_status, count(*) AS count FROM ({status_changes(restrict(filters))}) GROUP BY ALL"""
+        SELECT from_status, to_status, count(*) AS count FROM {transitions_of(con, filters)} GROUP BY ALL"""
     return _frame(con, sql, params)
 
 
