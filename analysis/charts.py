@@ -55,8 +55,8 @@ def latency_percentiles(latency: pl.DataFrame) -> str | None:
     fig, ax = plt.subplots(figsize=(8, 0.6 + 0.32 * timed.height))
     ax.hlines(list(rows), p90, p99, color="#4a6fa5", lw=1)
     ax.barh(list(rows), [b - a for a, b in zip(p50, p90, strict=True)], left=p50, height=0.5, color="#9fb6d9")
-    ax.plot(p50, list(rows), "|", color="#223", markersize=12, label="p50 (bar to p90, line to p99)")
-    ax.plot(top, list(rows), "x", color="#b03030", markersize=5, label="max")
+    ax.plot(p50, list(rows), "|", color="#223", markersize=12)
+    ax.plot(top, list(rows), "x", color="#b03030", markersize=5)
     ax.set_yticks(list(rows), names)
     ax.set_xscale("log")
     # Plain "10", "100" tick labels: the default 10^n labels go through mathtext, the dearest
@@ -65,8 +65,7 @@ def latency_percentiles(latency: pl.DataFrame) -> str | None:
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
     ax.set_xlim(min(p50) / 1.5, max(top) * 1.5)  # barh leaves log limits to chance
     ax.set_xlabel("duration (ms, request start to response end, log scale)")
-    ax.set_title("Latency per operation")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Latency per operation: p50 |, bar to p90, line to p99, x max")
     return _svg(fig)
 
 
