@@ -58,6 +58,7 @@ class Engine:
                 code="missing_required_parameter",
             )
         _check_run_body(body)
+        holds = parse_holds(body.get("metadata"))  # before anything changes: a bad spec is a 400
         active = self.store.active_run(thread_id)
         if active is not None:
             raise ApiError(400, f"Thread {thread_id} already has an active run {active.obj['id']}.")
@@ -65,7 +66,6 @@ class Engine:
         for message in body.get("additional_messages") or []:
             self.store.add_message(thread_id, message)
         obj = run_object(thread_id, assistant, body)
-        holds = parse_holds(obj["metadata"])
         texts = self.store.user_texts(thread_id)
         run = RunState(
             obj=obj,

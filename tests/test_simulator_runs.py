@@ -206,3 +206,31 @@ def test_model_comes_from_the_assistant_unless_overridden(client):
     assert run.model == "gpt-4-turbo"
     auto = client.beta.threads.runs.create(thread_id=_thread(client, "Hi"), assistant_id="asst_never_seen")
     assert auto.model == "gpt-4o"
+
+
+def test_hold_times_keep_each_status_and_cancelling(client, sim):
+    runs = client.beta.threads.runs
+    thread_id = _thread(client, "Hold on [complete]")
+    metadata = {"sim_hold_ms": "queued=80,in_progress=120,cancelling=90"}
+    run = runs.create_and_poll(thread_id=thread_id, assistant_id="asst_plain", metadata=metadata, poll_interval_ms=10)
+    assert run.status == "completed"
+    other = runs.create(thread_id=_thread(client, "Hold and cancel"), assistant_id="asst_plain", metadata=metadata)
+    runs.cancel(other.id, thread_id=other.thread_id)
+    assert runs.poll(other.id, other.thread_id, poll_interval_ms=10).status == "cancelled"
+    truth = {r["id"]: r for r in sim.ground_truth()["runs"]}
+    held = truth[run.id]
+    assert held["statuses"] == ["queued", "in_progress", "completed"]
+    queued_ms, in_progress_ms = (1000 * (b - a) for a, b in zip(held["entered_at"], held["entered_at"][1:]))
+    # At least the hold (the loop may wake a little late), never the default pacing's 18/42 ms.
+    assert 80 <= queued_ms < 200 and 120 <= in_progress_ms < 300
+    cancelled = truth[other.id]
+    assert cancelled["statuses"][-2:] == ["cancelling", "cancelled"]
+    assert 1000 * (cancelled["entered_at"][-1] - cancelled["entered_at"][-2]) >= 90
+
+
+@pytest.mark.parametrize("spec", ["queued=abc", "requires_action=100", "queued", "in_progress=-5"])
+def test_a_bad_hold_spec_is_a_400(client, spec):
+    with pytest.raises(openai.BadRequestError, match="sim_hold_ms"):
+        client.beta.threads.runs.create(
+            thread_id=_thread(client, "x"), assistant_id="asst_plain", metadata={"sim_hold_ms": spec}
+        )
