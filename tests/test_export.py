@@ -145,6 +145,7 @@ def test_export_writes_every_relation_partitioned_by_day(stores, tmp_path):
         "runs",
         "run_steps",
         "run_transitions",
+        "run_status_intervals",
         "tool_calls",
         "responses",
         "response_transitions",
