@@ -124,7 +124,14 @@ def cli():
     help="Also fsync the journal (batched) before each response is handed over, so a power loss "
     "loses nothing either (default: safe against the process dying).",
 )
-def proxy(upstream, listen, db, mode, redact, verbose, fsync):
+@click.option(
+    "--otlp",
+    metavar="URL",
+    help="Also send each run's OpenTelemetry spans (as `runtap export --otlp`) to this OTLP/HTTP "
+    "receiver, e.g. http://127.0.0.1:4318, once the run reaches a terminal status; runs still "
+    "open are sent at shutdown. A receiver that is down costs one warning, never recording.",
+)
+def proxy(upstream, listen, db, mode, redact, verbose, fsync, otlp):
     """Record Assistants runs traffic into a DuckDB store.
 
     Point clients at it with OPENAI_BASE_URL=http://127.0.0.1:8080/v1. Runs endpoints
@@ -132,11 +139,25 @@ def proxy(upstream, listen, db, mode, redact, verbose, fsync):
     untouched. Every exchange is in a journal beside the store (DB.journal/) before its client
     has the response; what a crash left there is applied on the next start. Stop with Ctrl-C or
     SIGTERM: everything seen is in the store first.
+
+    With --otlp the recorder process (not the proxy) sends the spans from the store: the same
+    spans and ids as `runtap export --otlp`, without message content; see the README's Traces
+    section.
     """
     from runtap.addon.proxy import run_proxy
 
     host, port = listen
-    run_proxy(upstream=upstream, host=host, port=port, db=db, mode=mode, redact=redact, verbose=verbose, fsync=fsync)
+    run_proxy(
+        upstream=upstream,
+        host=host,
+        port=port,
+        db=db,
+        mode=mode,
+        redact=redact,
+        verbose=verbose,
+        fsync=fsync,
+        otlp=otlp,
+    )
 
 
 # --- recover ----------------------------------------------------------------------------------

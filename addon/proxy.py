@@ -112,7 +112,9 @@ def _drop_unused_addons(master: DumpMaster) -> None:
             master.addons.remove(addon)
 
 
-async def _run(spec: str, host: str, port: int, db: str, redact: Sequence[str], verbose: bool, fsync: bool) -> None:
+async def _run(
+    spec: str, host: str, port: int, db: str, redact: Sequence[str], verbose: bool, fsync: bool, otlp: str | None
+) -> None:
     opts = options.Options(listen_host=host, listen_port=port, mode=[spec])
     master = DumpMaster(opts, with_termlog=True, with_dumper=verbose)
     _drop_unused_addons(master)
@@ -123,6 +125,7 @@ async def _run(spec: str, host: str, port: int, db: str, redact: Sequence[str], 
             runtap_db=db,
             runtap_redact=list(redact),
             runtap_fsync=fsync,
+            runtap_otlp=otlp or "",
             termlog_verbosity="info" if verbose else "warn",
             **({"flow_detail": 1} if verbose else {}),
         )
@@ -145,12 +148,18 @@ def run_proxy(
     redact: Sequence[str] = (),
     verbose: bool = False,
     fsync: bool = False,
+    otlp: str | None = None,
 ) -> None:
     """Record runs traffic until SIGINT/SIGTERM; everything journaled is in the store on return.
 
     The first signal drains: no new connections, exchanges in flight finish (up to 5 s).
     `fsync`: fsync the journal (batched) before handing a response over (survives power loss).
+    `otlp`: an OTLP/HTTP receiver the recorder process sends each run's spans to (otel/live.py).
     """
     spec = mode_spec(mode, upstream)
     check_listen_address(host, port)
-    asyncio.run(_run(spec, host, port, db, redact, verbose, fsync))
+    if otlp:
+        from runtap.otel.sinks import traces_endpoint
+
+        traces_endpoint(otlp)  # a bad URL is one line before anything starts
+    asyncio.run(_run(spec, host, port, db, redact, verbose, fsync, otlp))

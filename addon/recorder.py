@@ -54,7 +54,7 @@ log = logging.getLogger("runtap.addon")
 
 # mitmproxy's termlog verbosity -> the worker process's logging level
 _LOG_LEVELS = {"error": "ERROR", "warn": "WARNING", "info": "INFO", "alert": "INFO", "debug": "DEBUG"}
-_REOPEN = {"runtap_db", "runtap_redact", "runtap_fsync", "runtap_journal_limit"}
+_REOPEN = {"runtap_db", "runtap_redact", "runtap_fsync", "runtap_journal_limit", "runtap_otlp"}
 
 
 class Recorder:
@@ -93,6 +93,13 @@ class Recorder:
             False,
             "Also fsync the journal (batched) before a response is handed over: survives power loss.",
         )
+        loader.add_option(
+            "runtap_otlp",
+            str,
+            "",
+            "OTLP/HTTP receiver (e.g. http://127.0.0.1:4318) the recorder process sends each run's spans "
+            "to once the run ends (runs still open: at shutdown). Empty: none.",
+        )
 
     def configure(self, updated) -> None:
         """Validate options; switch stores when `runtap_db` changes while running."""
@@ -102,6 +109,13 @@ class Recorder:
         if "runtap_db" in updated:
             try:
                 check_store_path(ctx.options.runtap_db)
+            except RuntapError as exc:
+                raise exceptions.OptionsError(str(exc)) from None
+        if "runtap_otlp" in updated and ctx.options.runtap_otlp:
+            from runtap.otel.sinks import traces_endpoint  # the exporter's imports stay out of the proxy
+
+            try:
+                traces_endpoint(ctx.options.runtap_otlp)
             except RuntapError as exc:
                 raise exceptions.OptionsError(str(exc)) from None
         if "runtap_journal_limit" in updated and ctx.options.runtap_journal_limit < 1:
@@ -205,7 +219,7 @@ class Recorder:
         capture = (self.capture_id, time.time(), _upstream_from_modes(modes), ",".join(modes), tool_version(), "proxy")
         journal = JournalWriter(db, capture, limit_bytes=ctx.options.runtap_journal_limit << 20, fsync=self._fsync)
         level = _LOG_LEVELS.get(getattr(ctx.options, "termlog_verbosity", "info"), "INFO")
-        process = RecorderProcess(db, redact=self._redact_extra, log_level=level)
+        process = RecorderProcess(db, redact=self._redact_extra, log_level=level, otlp=ctx.options.runtap_otlp or None)
         try:
             journal.lock()  # before the process: a second proxy on the store stops here
             try:

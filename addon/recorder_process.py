@@ -49,9 +49,12 @@ Position = tuple[int, int]
 class RecorderProcess:
     """The recorder child of one proxy (see the module docstring)."""
 
-    def __init__(self, db: str, *, redact: tuple[str, ...] = (), log_level: str = "INFO") -> None:
+    def __init__(
+        self, db: str, *, redact: tuple[str, ...] = (), log_level: str = "INFO", otlp: str | None = None
+    ) -> None:
         self.db = db
         self.redact = redact
+        self.otlp = otlp  # `--otlp URL`: the process sends the spans of runs as they end (otel/live.py)
         self.log_level = log_level
         self.journal: JournalWriter | None = None  # set once the journal is open (for its end and size)
         self.restarts = 0
@@ -265,6 +268,7 @@ class RecorderProcess:
             "quarantine": sorted(self.quarantine),
             "careful_until": self._careful_until,
             "stop": self._closing,
+            "otlp": self.otlp,
         }
 
 

@@ -8,7 +8,9 @@ throughput on 2 cores) or from ingest's file reader. It has two sources:
   journal (addon/journal.py) and this process tails it into the store, exactly once
   (addon/journal_apply.py). The proxy starts, watches and restarts it
   (addon/recorder_process.py). stdin carries only the settings line, then `stop` (or EOF: the
-  proxy is gone), after which the process applies what the journal holds and exits.
+  proxy is gone), after which the process applies what the journal holds and exits. With
+  "otlp" in the settings (`runtap proxy --otlp URL`) it also sends each run's spans once the run
+  ends, on a thread of its own (otel/live.py).
 - a pipe (ingest, `Worker` below): stdin carries pickled lists of items. `put` only appends to
   a deque; a sender thread wakes every `SEND_INTERVAL` and pickles what accumulated in one
   write. Lossless: `put` waits for room instead of dropping, and so does the writer.
@@ -266,6 +268,11 @@ def _serve_journal(settings: dict, writer, stdin, stdout, end) -> int:
         data = os.read(stdin.fileno(), 4096)  # the raw fd: nothing may wait in a Python buffer
         return "stop" if not data or b"stop" in data else None
 
+    live = None
+    if settings.get("otlp"):  # `runtap proxy --otlp URL`: spans of runs as they end (otel/live.py)
+        from runtap.otel.live import LiveExporter
+
+        live = LiveExporter(settings["db"], settings["otlp"])
     applier = JournalApplier(
         settings["db"],
         settings["journal"],
@@ -278,10 +285,14 @@ def _serve_journal(settings: dict, writer, stdin, stdout, end) -> int:
         stop=settings.get("stop", False),
         recover_until=end,
     )
+    if live is not None:
+        live.attach(writer)
     try:
         counts = applier.run()
     finally:
         applier.finish(CLOSE_SECONDS)
+        if live is not None:
+            live.close()
     stats = writer.stats()
     log.info(
         "runtap recorder: %d exchanges applied from the journal, %d rows written, %d rejected",

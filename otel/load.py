@@ -39,6 +39,20 @@ _PARTS = ("run", "step", "tool", "transition", "exchange")
 ROWS_PER_PASS = 2_000_000  # exchanges + run snapshots per pass
 
 
+@dataclass(frozen=True)
+class Only:
+    """Restricts a load to a few runs and exchanges (the live exporter, `live`): the runs named, with
+    their steps, tool calls, status changes and exchanges, and the exchanges named. Every source is
+    filtered by these ids first, so the cost follows what is loaded, not the store's size."""
+
+    runs: tuple[str, ...] = ()
+    exchanges: tuple[str, ...] = ()
+
+    def params(self) -> dict:
+        """The query's parameters (typed in the query: an empty list binds too)."""
+        return {"only_runs": list(self.runs), "only_exchanges": list(self.exchanges)}
+
+
 @dataclass
 class Session:
     """One trace's facts: rows as dicts with the columns selected below, times in ns."""
@@ -74,9 +88,18 @@ def _ns(*columns: str) -> list[str]:
     return [f"{c} := epoch_ns({c})" for c in columns]
 
 
-def session_sql(filters: Filters, *, include_content: bool = False) -> tuple[str, dict]:
-    """The one query: columns key, part (index in `_PARTS`), row (JSON), for pass `$pass` of `$passes`."""
+def session_sql(filters: Filters, *, include_content: bool = False, only: Only | None = None) -> tuple[str, dict]:
+    """The one query: columns key, part (index in `_PARTS`), row (JSON), for pass `$pass` of `$passes`.
+
+    `only` (without filters): the runs and exchanges it names, whatever else the store holds."""
     matching, params = matching_runs((), filters)
+    runs_only = exchanges_only = "true"
+    if only is not None:
+        if filters != Filters():
+            raise ValueError("only= loads named runs and exchanges: no filters with it")
+        runs_only = "list_contains($only_runs::VARCHAR[], run_id)"
+        exchanges_only = f"(list_contains($only_exchanges::VARCHAR[], exchange_id) OR {runs_only})"
+        matching, params = f"matching AS (SELECT DISTINCT run_id FROM run_snapshots WHERE {runs_only})", only.params()
     exchange_where, exchange_params = filters.exchange_where("SELECT run_id FROM matching")
     content = include_content
     run = _struct(
@@ -154,7 +177,8 @@ def session_sql(filters: Filters, *, include_content: bool = False) -> tuple[str
     )
     sql = f"""
     WITH {matching},
-    keys AS (SELECT run_id, 'thread:' || thread_id AS thread_key, 'run:' || run_id AS run_key FROM runs),
+    keys AS (SELECT run_id, 'thread:' || thread_id AS thread_key, 'run:' || run_id AS run_key FROM runs
+             WHERE {runs_only}),
     run_keys AS (
         SELECT * FROM (SELECT run_id, coalesce(thread_key, run_key) AS key FROM keys
                        WHERE run_id IN (SELECT run_id FROM matching))
@@ -164,45 +188,50 @@ def session_sql(filters: Filters, *, include_content: bool = False) -> tuple[str
         SELECT run_id, min(request_started_at) AS first_request_at,
                min(observed_at) FILTER (WHERE status IN ({_quoted(TERMINAL)})) AS ended_at,
                arg_min(status, {ORDER_KEY}) FILTER (WHERE status IS NOT NULL) AS first_status
-        FROM run_snapshots WHERE run_id IN (SELECT run_id FROM matching) GROUP BY run_id
+        FROM run_snapshots WHERE run_id IN (SELECT run_id FROM matching) AND {runs_only} GROUP BY run_id
     ),
     requested AS (
         SELECT run_id, max(request_model) AS request_model FROM exchanges
-        WHERE operation IN ('createRun', 'createThreadAndRun') AND run_id IS NOT NULL GROUP BY run_id
+        WHERE operation IN ('createRun', 'createThreadAndRun') AND run_id IS NOT NULL AND {runs_only}
+        GROUP BY run_id
     ),
     step_seen AS (
         SELECT step_id, min(observed_at) FILTER (WHERE status = 'in_progress') AS in_progress_at,
                min(observed_at) FILTER (WHERE status IN ({_quoted(STEP_TERMINAL)})) AS done_at
-        FROM step_snapshots WHERE step_id IS NOT NULL GROUP BY step_id
+        FROM step_snapshots WHERE step_id IS NOT NULL AND {runs_only} GROUP BY step_id
     ),
     required AS (
         SELECT tool_call_id, min(observed_at) AS required_at FROM tool_call_snapshots
-        WHERE source = 'required_action' AND tool_call_id IS NOT NULL GROUP BY tool_call_id
+        WHERE source = 'required_action' AND tool_call_id IS NOT NULL AND {runs_only} GROUP BY tool_call_id
     ),
     submits AS (  -- a function call ends when the client submits its output
         SELECT tool_call_id, min(request_started_at) AS submitted_at FROM (
             SELECT request_started_at,
                    unnest(CASE WHEN json_valid(request_body)
                           THEN json_extract_string(request_body, '$.tool_outputs[*].tool_call_id') END) AS tool_call_id
-            FROM exchanges WHERE operation = 'submitToolOutputsToRun'
+            FROM exchanges WHERE operation = 'submitToolOutputsToRun' AND {runs_only}
         ) WHERE tool_call_id IS NOT NULL GROUP BY tool_call_id
     )
     SELECT k.key, 0 AS part, to_json({run}) AS row
-        FROM runs JOIN run_keys k USING (run_id) JOIN seen USING (run_id) LEFT JOIN requested USING (run_id)
+        FROM (SELECT * FROM runs WHERE {runs_only}) JOIN run_keys k USING (run_id) JOIN seen USING (run_id)
+        LEFT JOIN requested USING (run_id)
     UNION ALL
     SELECT k.key, 1 AS part, to_json({step}) AS row
-        FROM run_steps JOIN run_keys k USING (run_id) LEFT JOIN step_seen USING (step_id)
+        FROM (SELECT * FROM run_steps WHERE {runs_only}) JOIN run_keys k USING (run_id)
+        LEFT JOIN step_seen USING (step_id)
     UNION ALL
     SELECT k.key, 2 AS part, to_json({tool}) AS row
-        FROM tool_calls JOIN run_keys k USING (run_id) LEFT JOIN required USING (tool_call_id)
+        FROM (SELECT * FROM tool_calls WHERE {runs_only}) JOIN run_keys k USING (run_id)
+        LEFT JOIN required USING (tool_call_id)
         LEFT JOIN submits USING (tool_call_id)
     UNION ALL
-    SELECT k.key, 3 AS part, to_json({transition}) AS row FROM run_transitions JOIN run_keys k USING (run_id)
+    SELECT k.key, 3 AS part, to_json({transition}) AS row FROM (SELECT * FROM run_transitions WHERE {runs_only})
+        JOIN run_keys k USING (run_id)
     UNION ALL
     SELECT * FROM (
         SELECT coalesce('thread:' || e.thread_id, k.thread_key, k.run_key, 'exchange:' || e.exchange_id) AS key,
                4 AS part, to_json({exchange}) AS row
-        FROM (SELECT * FROM exchanges WHERE {exchange_where}) e LEFT JOIN keys k USING (run_id)
+        FROM (SELECT * FROM exchanges WHERE {exchange_where} AND {exchanges_only}) e LEFT JOIN keys k USING (run_id)
     ) WHERE hash(key) % $passes = $pass
     ORDER BY key, part
     """
@@ -222,9 +251,10 @@ def load_sessions(
     include_content: bool = False,
     passes: int | None = None,
     chunk: int = 2000,
+    only: Only | None = None,
 ) -> Iterator[Session]:
-    """Yield one `Session` per trace: pass by pass, in key order within a pass."""
-    sql, params = session_sql(filters, include_content=include_content)
+    """Yield one `Session` per trace: pass by pass, in key order within a pass (`only`: a few)."""
+    sql, params = session_sql(filters, include_content=include_content, only=only)
     con.execute("SET enable_progress_bar = false")  # DuckDB draws one on long queries otherwise
     passes = passes or passes_for(con)
     for number in range(passes):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 from collections.abc import Sequence
 from typing import IO
 from urllib.parse import urlsplit, urlunsplit
@@ -101,17 +102,21 @@ class OtlpHttpSink:
     """The official OTLP/HTTP protobuf exporter; a failed batch raises `RuntapError` with its reason.
 
     Headers (`OTEL_EXPORTER_OTLP_HEADERS`), timeout, compression and TLS settings come from the
-    standard OTEL_EXPORTER_OTLP_* environment variables, as the exporter reads them.
+    standard OTEL_EXPORTER_OTLP_* environment variables, as the exporter reads them; `timeout`
+    (seconds per batch, retries included) replaces the exporter's default when no variable sets one.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeout: float | None = None) -> None:
         self.endpoint = traces_endpoint(url)
-        self.exporter = OTLPSpanExporter(endpoint=self.endpoint)
+        if any(os.environ.get(f"OTEL_EXPORTER_OTLP{kind}_TIMEOUT") for kind in ("", "_TRACES")):
+            timeout = None
+        self.exporter = OTLPSpanExporter(endpoint=self.endpoint, timeout=timeout)
         self.errors = _LastError()
 
     def export(self, spans: Sequence[ReadableSpan]) -> None:
         """Send one batch (retried by the exporter on transient errors)."""
         logger = logging.getLogger("opentelemetry.exporter")
+        self.errors.message = self.errors.cause = None  # this batch's reason, not an earlier one's
         logger.addHandler(self.errors)
         propagate, logger.propagate = logger.propagate, False
         try:

@@ -69,7 +69,8 @@ class SpanModel:
             context = self._context(trace, ids.span_id("exchange", exchange["exchange_id"]))
             out.append(self._span(context=context, parent=parent, **fields))
         if root is not None and out:
-            out.insert(0, self._thread_span(session, root, out, len(runs)))
+            start, end = min(s.start_time for s in out), max(s.end_time for s in out)
+            out.insert(0, self.thread_span(session.thread_id, start, end, len(runs)))
         return out
 
     def _context(self, trace: int, span: int) -> SpanContext:
@@ -90,18 +91,19 @@ class SpanModel:
             instrumentation_scope=self.scope,
         )
 
-    def _thread_span(self, session: Session, root: SpanContext, children: list[ReadableSpan], runs: int):
+    def thread_span(self, thread_id: str, start: int, end: int, runs: int) -> ReadableSpan:
+        """The root span of a thread's trace, over `start`..`end` (its children's extent)."""
         return self._span(
             name="thread",
-            context=root,
+            context=self._context(ids.trace_id(f"thread:{thread_id}"), ids.span_id("thread", thread_id)),
             parent=None,
             kind=SpanKind.INTERNAL,
-            start=min(s.start_time for s in children),
-            end=max(s.end_time for s in children),
+            start=start,
+            end=end,
             attributes={
-                "gen_ai.conversation.id": session.thread_id,
+                "gen_ai.conversation.id": thread_id,
                 "gen_ai.provider.name": "openai",
-                "session.id": session.thread_id,
+                "session.id": thread_id,
                 "openinference.span.kind": "CHAIN",
                 "runtap.runs": runs,
             },

@@ -98,11 +98,11 @@ def project_spans(base: str, project: str = PROJECT) -> list[dict]:
             return spans
 
 
-def wait_for_spans(base: str, count: int, timeout: float = 60.0) -> list[dict]:
+def wait_for_spans(base: str, count: int, timeout: float = 60.0, project: str = PROJECT) -> list[dict]:
     """Poll until Phoenix has stored `count` spans (ingestion is asynchronous to the HTTP 200)."""
     deadline = time.monotonic() + timeout
     while True:
-        spans = project_spans(base)
+        spans = project_spans(base, project)
         if len(spans) >= count or time.monotonic() > deadline:
             return spans
         time.sleep(0.1)

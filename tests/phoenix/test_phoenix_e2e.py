@@ -1,5 +1,6 @@
 """End to end into a real Arize Phoenix: the demo recording, exported with `runtap export --otlp`,
-read back through Phoenix's own REST and GraphQL API.
+read back through Phoenix's own REST and GraphQL API; and the demo workload through
+`runtap proxy --otlp` (live), into a project of its own.
 
 Phoenix runs from .venv-phoenix (`make phoenix-e2e` creates it and runs this module; CI does on
 every landing). Skipped without it.
@@ -11,13 +12,27 @@ import collections
 import json
 import re
 import subprocess
+import time
 
 import duckdb
 import pytest
 
-from runtap.demo.harness import RUNTAP
+from runtap.demo.harness import RUNTAP, start_proxy
+from runtap.demo.workload import ASSISTANTS, run_workload
 from runtap.otel import ids
-from tests.phoenix.phoenix_server import PHOENIX, PROJECT, browse, chromium, get_json, graphql, phoenix_server
+from runtap.simulator.config import SimConfig
+from runtap.simulator.server import start_simulator
+from tests.conftest import DEMO_KEY
+from tests.phoenix.phoenix_server import (
+    PHOENIX,
+    PROJECT,
+    browse,
+    chromium,
+    get_json,
+    graphql,
+    phoenix_server,
+    project_spans,
+)
 from tests.phoenix.phoenix_server import wait_for_spans as wait_for
 
 pytestmark = [
@@ -134,3 +149,46 @@ def test_phoenix_ui_renders_the_trace(exported):
     for name in [n for n in names if n.startswith(("invoke_agent", "chat", "execute_tool"))]:
         assert name in dom, name
     print(f"Phoenix's UI shows the trace of {thread_id}: {sorted(n for n in names if not n[0].isupper())}")
+
+
+def test_live_proxy_spans_in_phoenix(phoenix, tmp_path, monkeypatch):
+    """`runtap proxy --otlp` into Phoenix: each run as it ends, thread spans at shutdown."""
+    live_project = "runtap-live"  # Phoenix files a request under its x-project-name header
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"x-project-name={live_project}")
+    db = str(tmp_path / "live.duckdb")
+    with start_simulator(SimConfig(seed=11, assistants=ASSISTANTS)) as sim:
+        proxy = start_proxy(sim.url, db, extra_args=["--otlp", phoenix])
+        try:
+            client_view = run_workload(proxy.base_url, api_key=DEMO_KEY)
+            ended = wait_for_kind(phoenix, live_project, "AGENT", len(client_view.runs))
+            assert len(ended) == len(client_view.runs)  # every run, while the proxy still runs
+        finally:
+            code = proxy.stop()
+    assert code == 0, proxy.log_text()[-3000:]
+    runs = _store(db, "SELECT run_id, model, prompt_tokens, completion_tokens FROM runs")
+    threads = _store(db, "SELECT DISTINCT thread_id FROM runs")
+    roots = wait_for_kind(phoenix, live_project, "CHAIN", len(threads))
+    assert {s["attributes"]["session.id"] for s in roots} == {t for (t,) in threads}
+    spans = project_spans(phoenix, live_project)
+    agents = {s["attributes"]["runtap.run.id"]: s for s in spans if s["span_kind"] == "AGENT"}
+    facts = ("llm.model_name", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens")
+    got = {run_id: (a["context"]["span_id"], *(a["attributes"][f] for f in facts)) for run_id, a in agents.items()}
+    assert got == {r: (f"{ids.span_id('run', r):016x}", model, p, c) for r, model, p, c in runs}
+    tools = [s for s in spans if s["span_kind"] == "TOOL"]
+    assert len(tools) == _store(db, "SELECT count(*) FROM tool_calls")[0][0] > 0
+    traces = get_json(f"{phoenix}/v1/projects/{live_project}/traces?limit=100")["data"]
+    assert len(traces) == len(threads)
+    print(
+        f"live: {len(spans)} spans in Phoenix project {live_project}: {len(agents)} AGENT, {len(tools)} TOOL, "
+        f"{len(roots)} thread roots, {len(traces)} traces"
+    )
+
+
+def wait_for_kind(base: str, project: str, kind: str, count: int, timeout: float = 60.0) -> list[dict]:
+    """Poll until Phoenix has `count` spans of one kind in `project` (ingestion is asynchronous)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        spans = [s for s in project_spans(base, project) if s["span_kind"] == kind]
+        if len(spans) >= count or time.monotonic() > deadline:
+            return spans
+        time.sleep(0.1)
