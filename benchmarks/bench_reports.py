@@ -185,10 +185,13 @@ SQL = {
         n AS (SELECT *, coalesce(named AND hi - lo > 1000000 AND api < hi AND api + 1000000 > lo, false) AS by_api
               FROM lh),
         est AS (SELECT run_id, status, observed_at, request_started_at, seq,
-                  CASE WHEN live OR lo IS NULL THEN hi
+                  CASE WHEN (live OR post OR lo IS NULL) AND NOT by_api THEN hi
+                       WHEN post THEN least(hi, api + 1000000)
                        WHEN by_api THEN (greatest(lo, api) + least(hi, api + 1000000)) // 2
                        ELSE (lo + hi) // 2 END AS at_us,
                   CASE WHEN live THEN least(5.0, coalesce((hi - lo) / 1000.0, 5.0))
+                       WHEN post AND by_api THEN (least(hi, api + 1000000) - greatest(lo, api)) / 1000.0
+                       WHEN post THEN (hi - lo) / 1000.0
                        WHEN by_api THEN (least(hi, api + 1000000) - greatest(lo, api)) / 2000.0
                        ELSE (hi - lo) / 2000.0 END AS u
               FROM n),

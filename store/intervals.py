@@ -18,9 +18,7 @@ A boundary (a visit's start) lies in (earliest, latest]:
   change happened after the POST's request started (earliest is raised to it) and before its
   response headers arrived (latest is lowered to them: the HTTP status a server answers with
   says whether it made the change, so it made it first). This holds for a streamed POST too:
-  its first events, like its headers, come after the change, a few ms late under load (a
-  streamed create's first event arrived 2-14 ms after the simulator created the run on a
-  loaded 2-core machine; the middle of request start and headers was within 4.5 ms);
+  its first events come after its headers;
 - a stream read from a file (no per-event arrival times: its exchange has no `first_byte_at`)
   only says the status held somewhere between the response's start and its end, so earliest
   never exceeds that stream's response start;
@@ -34,6 +32,14 @@ The estimate (`entered_at`) and its `entered_uncertainty_ms` (the most it can be
   the uncertainty is `SSE_MS`, the server-to-proxy delivery time of one event on a loopback or
   LAN hop (well under 1 ms on an idle machine, a few ms under load), never more than the gap
   to earliest;
+- new status caused by the POST that first showed it: its response headers' arrival (latest),
+  uncertainty the whole width of (earliest, latest]. A response time, like every other
+  estimate here, so the server-to-proxy delay cancels out of a stay's length; the request's
+  way in (the proxy's own work before it forwards, the server's queue) is the longer and more
+  variable leg. Measured against the simulator (streamed creates and submits) on this
+  project's 2 shared cores at load average 5: the headers came 0.3-5.7 ms after the change
+  (median 0.5), the middle of request start and headers 0.8-4.2 ms before it; at load 9 one
+  middle was 31 ms early (the headers 5.5 ms late), one set of headers 17 ms late;
 - otherwise the middle of (earliest, latest], uncertainty half its width (for a status first
   seen in a poll, half the poll gap; a transition is as likely anywhere in the gap);
 - the API's own timestamps are whole seconds: a bound, never the estimate, and only where they
@@ -116,7 +122,7 @@ def status_boundaries_sql(where: str = "true") -> str:
     ), caused AS (  -- whether the exchange that first showed the status is the POST that caused it
         SELECT *, (first AND creates) OR submitted OR cancelled AS by_post FROM seen
     ), bounded AS MATERIALIZED (  -- (lo, hi] from the observations and the POST that caused the change
-        SELECT run_id, k, status, from_status, first, creates, submitted, cancelled, file, api_us,
+        SELECT run_id, k, status, from_status, first, creates, submitted, cancelled, file, api_us, by_post,
             tapped_sse AND NOT by_post AS live,
             CASE WHEN by_post THEN least(seen_us, response_us) ELSE seen_us END AS hi,
             CASE WHEN by_post THEN greatest(request_us, prev_us) WHEN first THEN
@@ -130,7 +136,7 @@ def status_boundaries_sql(where: str = "true") -> str:
                            false) AS by_api
         FROM bounded
     ), bounds AS (
-        SELECT run_id, k, status, from_status, live,
+        SELECT run_id, k, status, from_status, live, by_post,
             CASE WHEN live THEN 'sse' WHEN lo IS NULL THEN 'first_seen' WHEN by_api THEN 'api_seconds'
                  WHEN first THEN CASE WHEN creates THEN 'create' ELSE 'created_at' END
                  WHEN submitted THEN 'submit' WHEN cancelled THEN 'cancel' WHEN file THEN 'stream_file'
@@ -140,9 +146,9 @@ def status_boundaries_sql(where: str = "true") -> str:
         FROM narrowed
     )
     SELECT run_id, k, status, from_status, evidence, lo_us, hi_us,
-           CASE WHEN live OR lo_us IS NULL THEN hi_us ELSE (lo_us + hi_us) // 2 END AS at_us,
+           CASE WHEN live OR by_post OR lo_us IS NULL THEN hi_us ELSE (lo_us + hi_us) // 2 END AS at_us,
            CASE WHEN live THEN least({SSE_MS}, coalesce((hi_us - lo_us) / 1000.0, {SSE_MS}))
-                ELSE (hi_us - lo_us) / 2000.0 END AS uncertainty_ms
+                WHEN by_post THEN (hi_us - lo_us) / 1000.0 ELSE (hi_us - lo_us) / 2000.0 END AS uncertainty_ms
     FROM bounds"""
 
 

@@ -60,41 +60,41 @@ GOLDEN = {
             # headers 10.05; polls answered at 10.1 (the create's end), 11.04 (in_progress) and
             # 12.06 (requires_action); submit sent at 15.0, headers 15.04; polls at 16.02
             # (in_progress) and 17.03 (completed; the API's second 17 narrows the 1.01 s gap to
-            # 17.0-17.03): starts 10.025, 10.57, 11.55, 15.02, 15.55, 17.015.
+            # 17.0-17.03): starts 10.05, 10.57, 11.55, 15.04, 15.55, 17.015.
             ("gpt-4o-mini",): {
                 "runs": 1,
-                "queued_p50_ms": 1075.0,
-                "queued_uncertainty_p50_ms": 985.0,
+                "queued_p50_ms": 1030.0,
+                "queued_uncertainty_p50_ms": 1030.0,
                 "in_progress_p50_ms": 2445.0,
-                "requires_action_p50_ms": 3470.0,
-                "requires_action_uncertainty_p50_ms": 530.0,
+                "requires_action_p50_ms": 3490.0,
+                "requires_action_uncertainty_p50_ms": 550.0,
                 "cancelling_p50_ms": None,
-                "end_to_end_p50_ms": 6990.0,
-                "end_to_end_uncertainty_p50_ms": 40.0,
+                "end_to_end_p50_ms": 6965.0,
+                "end_to_end_uncertainty_p50_ms": 65.0,
                 "api_runs": 0,
                 "api_end_to_end_p50_ms": None,
                 "polls_per_run": 4.0,
             },
-            # run_poll: queued 0.05 (create sent at 0, headers 0.1) -> completed 2.025 (the API's
-            # second); run_stream: queued 20.005 (create sent at 20.0, headers 20.01) -> in_progress
-            # 20.5 -> incomplete 21.9 (live SSE events), 5 ms per boundary.
+            # run_poll: queued 0.1 (create sent at 0, headers 0.1) -> completed 2.025 (the API's
+            # second); run_stream: queued 20.01 (create sent at 20.0, headers 20.01) -> in_progress
+            # 20.5 -> incomplete 21.9 (live SSE events, 5 ms each).
             ("gpt-4o",): {
                 "runs": 2,
-                "queued_p50_ms": 1235.0,
-                "queued_p90_ms": 1827.0,
+                "queued_p50_ms": 1207.5,
+                "queued_p90_ms": 1781.5,
                 "in_progress_p50_ms": 1400.0,
                 "in_progress_uncertainty_p50_ms": 10.0,
                 "requires_action_p50_ms": None,
-                "end_to_end_p50_ms": 1935.0,
-                "end_to_end_uncertainty_p50_ms": 42.5,
+                "end_to_end_p50_ms": 1907.5,
+                "end_to_end_uncertainty_p50_ms": 70.0,
                 "polls_per_run": 1.0,
             },
-            ("o3-mini",): {"end_to_end_p50_ms": 2995.0, "end_to_end_uncertainty_p50_ms": 40.0, "polls_per_run": 3.0},
+            ("o3-mini",): {"end_to_end_p50_ms": 2972.5, "end_to_end_uncertainty_p50_ms": 62.5, "polls_per_run": 3.0},
             # Nothing finer than the API's seconds for run_v1 (one list item, already completed);
             # run_open never ended: its queue time is observed, the API's too.
             ("gpt-4-turbo",): {
                 "runs": 2,
-                "queued_p50_ms": 540.0,
+                "queued_p50_ms": 515.0,
                 "end_to_end_p50_ms": None,
                 "api_runs": 1,
                 "api_queue_p50_ms": 1000.0,

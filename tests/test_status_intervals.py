@@ -82,12 +82,12 @@ def test_polls_take_the_middle_of_the_gap_between_response_ends(store):
         ],
     )
     queued, in_progress, completed = _stays(path, "run_p")
-    # The create bounds the start: sent at 0, headers back at 0.02.
-    assert (queued["evidence"], queued["entered"], queued["entered_u"]) == ("create", 0.01, 10.0)
+    # The create bounds the start: sent at 0, headers back at 0.02 (the estimate, a response time).
+    assert (queued["evidence"], queued["entered"], queued["entered_u"]) == ("create", 0.02, 20.0)
     # Last seen queued in the response ending at 0.15, first in_progress in the one ending at 0.25.
     assert (in_progress["evidence"], in_progress["lo"], in_progress["hi"]) == ("poll", 0.15, 0.25)
     assert (in_progress["entered"], in_progress["entered_u"]) == (0.2, 50.0)
-    assert queued["duration_ms"] == pytest.approx(190.0) and queued["u"] == pytest.approx(60.0)
+    assert queued["duration_ms"] == pytest.approx(180.0) and queued["u"] == pytest.approx(70.0)
     # The API's completed_at (second 0) is not used under a second: the middle of the gap stays.
     assert (completed["evidence"], completed["entered"]) == ("poll", 0.3)
     assert completed["left"] is None and completed["duration_ms"] is None and completed["u"] is None
@@ -106,10 +106,10 @@ def test_live_sse_events_give_the_time_and_the_causing_post_bounds_the_first(sto
     )
     queued, in_progress, completed = _stays(path, "run_s")
     # Created between the request (0) and the response headers (0.004).
-    assert (queued["evidence"], queued["entered"], queued["entered_u"]) == ("create", 0.002, 2.0)
+    assert (queued["evidence"], queued["entered"], queued["entered_u"]) == ("create", 0.004, 4.0)
     assert (in_progress["evidence"], in_progress["entered"], in_progress["entered_u"]) == ("sse", 0.158, SSE_MS)
     assert (completed["evidence"], completed["entered"]) == ("sse", 0.608)
-    assert (queued["duration_ms"], in_progress["duration_ms"]) == pytest.approx((156.0, 450.0))
+    assert (queued["duration_ms"], in_progress["duration_ms"]) == pytest.approx((154.0, 450.0))
     assert in_progress["u"] == 2 * SSE_MS
 
 
@@ -158,10 +158,10 @@ def test_submit_ends_requires_action_and_cancel_starts_cancelling(store):
     ]
     requires_action, queued, _in_progress, cancelling, cancelled = stays[1:]
     # The client sent its outputs at 2.0 (long after the poll at 0.51) and had headers at 2.03.
-    assert (queued["evidence"], queued["lo"], queued["hi"], queued["entered"]) == ("submit", 2.0, 2.03, 2.015)
-    assert requires_action["left"] == 2.015
+    assert (queued["evidence"], queued["lo"], queued["hi"], queued["entered"]) == ("submit", 2.0, 2.03, 2.03)
+    assert requires_action["left"] == 2.03
     # Cancel sent at 2.5, headers at 2.52.
-    assert (cancelling["evidence"], cancelling["entered"], cancelling["entered_u"]) == ("cancel", 2.51, 10.0)
+    assert (cancelling["evidence"], cancelling["entered"], cancelling["entered_u"]) == ("cancel", 2.52, 20.0)
     # From the cancel's end (2.52) to the poll's end (2.71).
     assert (cancelled["evidence"], cancelled["lo"], cancelled["hi"]) == ("poll", 2.52, 2.71)
 
@@ -229,6 +229,6 @@ def test_stays_add_up_to_end_to_end_and_to_the_durations_report(tmp_path):
     for run_id, status, total in by_view:
         if status in ("queued", "in_progress", "requires_action", "cancelling"):
             assert totals[run_id][f"{status}_ms"] == pytest.approx(total), (run_id, status)
-    assert totals["run_tool"]["end_to_end_ms"] == pytest.approx(6990.0)
+    assert totals["run_tool"]["end_to_end_ms"] == pytest.approx(6965.0)
     frame = run_report(path, "durations").main
-    assert frame.filter(frame["model"] == "gpt-4o-mini")["end_to_end_p50_ms"].item() == pytest.approx(6990.0)
+    assert frame.filter(frame["model"] == "gpt-4o-mini")["end_to_end_p50_ms"].item() == pytest.approx(6965.0)
