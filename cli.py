@@ -514,6 +514,26 @@ _report_command(
 _report_command("steps", "Run steps per type and tool: count, failures, tool calls, tokens, durations.")
 
 
+@report.command("timeline")
+@stores_option
+@click.option("--run", help="The run to draw.")
+@click.option("--thread", help="Draw every run of this thread.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("table", "json", "csv", "markdown")),
+    default="table",
+    show_default=True,
+    help="table draws the waterfall; json, csv and markdown give its bars as data.",
+)
+def report_timeline(dbs, run, thread, fmt):
+    """A run's time on one axis: its status stays, tool calls and requests (--run ID or --thread ID)."""
+    from runtap.analysis.timeline import run_timeline
+    from runtap.analysis.waterfall import render_timeline
+
+    render_timeline(run_timeline(dbs, run=run, thread=thread), fmt, ", ".join(dbs))
+
+
 @report.command("html")
 @stores_option
 @report_filters

@@ -6,27 +6,100 @@ that decides "latest" are store.latest's, the same as the `runs` view's; what is
 reports is asking only for the facts an input groups or sums by (plus those its filters read):
 one shared per-run cube of ten facts, grouped by most of them, made `tokens` 4x slower than
 its SQL.
+
+A page that reads many inputs at once (`report html`) is the exception: it reduces the runs once,
+with every fact its inputs read, into a temporary table on its connection (`share_run_facts`),
+and every input given that connection reads it instead of the snapshots; likewise the per-run
+stay totals (`share_stay_totals`), the window over every snapshot that durations and the
+page's timelines both read, and the status boundaries under them, whose visits are the
+transitions the transitions report counts. The table holds the runs of the page's filters: inputs with other
+filters must not share the connection.
 """
 
 from __future__ import annotations
 
+import duckdb
+
 from runtap.analysis.filters import Filters
-from runtap.store.latest import RUN_FACTS, per_object
+from runtap.store.intervals import status_boundaries_sql, stay_totals_sql
+from runtap.store.latest import RUN_FACTS, per_object, status_changes
 
 TERMINAL = ("completed", "failed", "cancelled", "expired", "incomplete")
+# Per-run facts and stay totals, made once per connection when a page reads them for several inputs.
+SHARED_RUN_FACTS = "shared_run_facts"
+SHARED_STAY_TOTALS = "shared_stay_totals"
+SHARED_BOUNDARIES = "shared_status_boundaries"
 
 
-def matching_runs(facts: tuple[str, ...], filters: Filters) -> tuple[str, dict]:
-    """A CTE `matching`: one row per run passing `filters`, with run_id and `facts` (names in
-    store.latest.RUN_FACTS); and its params."""
-    needed = [name for name in RUN_FACTS if name in facts or name in filters.run_facts]
+def _matching_sql(needed: list[str], filters: Filters) -> tuple[str, dict]:
     where, params = filters.run_where()
-    sql = f"""matching AS (
-        SELECT * FROM ({per_object("run_snapshots", "run_id", RUN_FACTS, needed)}) WHERE {where}
-    )"""
-    return sql, params
+    return f"SELECT * FROM ({per_object('run_snapshots', 'run_id', RUN_FACTS, needed)}) WHERE {where}", params
+
+
+def _shared_columns(con: duckdb.DuckDBPyConnection | None, table: str) -> set[str] | None:
+    """The columns of temporary table `table` on `con`, None when there is none (or no `con`)."""
+    if con is None:
+        return None
+    rows = con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = 'temp' AND table_name = ?", [table]
+    ).fetchall()
+    return {r[0] for r in rows} or None
+
+
+def matching_runs(
+    facts: tuple[str, ...], filters: Filters, con: duckdb.DuckDBPyConnection | None = None
+) -> tuple[str, dict]:
+    """A CTE `matching`: one row per run passing `filters`, with run_id and `facts` (names in
+    store.latest.RUN_FACTS); and its params. Given `con`, the page's shared per-run table when it
+    holds those facts (`share_run_facts`)."""
+    needed = [name for name in RUN_FACTS if name in facts or name in filters.run_facts]
+    shared = _shared_columns(con, SHARED_RUN_FACTS)
+    if shared is not None and set(needed) <= shared:
+        return f"matching AS (SELECT * FROM {SHARED_RUN_FACTS})", {}
+    sql, params = _matching_sql(needed, filters)
+    return f"matching AS ({sql})", params
+
+
+def share_run_facts(con: duckdb.DuckDBPyConnection, facts: tuple[str, ...], filters: Filters) -> None:
+    """Reduce the runs `filters` keep to one row each with `facts` once, as a temporary table on
+    `con` that `matching_runs(..., con)` then reads for every input asking for some of them."""
+    needed = [name for name in RUN_FACTS if name in facts or name in filters.run_facts]
+    sql, params = _matching_sql(needed, filters)
+    con.execute(f"CREATE TEMP TABLE {SHARED_RUN_FACTS} AS {sql}", params or None)
 
 
 def restrict(filters: Filters, column: str = "run_id") -> str:
     """A predicate keeping rows of runs in `matching`; `true` (and `matching` unused) without filters."""
     return f"{column} IN (SELECT run_id FROM matching)" if filters != Filters() else "true"
+
+
+def stay_totals(con: duckdb.DuckDBPyConnection, filters: Filters) -> str:
+    """A FROM item of per-run stay totals (store.intervals.stay_totals_sql) of the runs in the
+    CTE `matching`: the connection's shared table when `share_stay_totals` made one."""
+    shared = _shared_columns(con, SHARED_STAY_TOTALS) is not None
+    return SHARED_STAY_TOTALS if shared else f"({stay_totals_sql(restrict(filters))})"
+
+
+def share_stay_totals(con: duckdb.DuckDBPyConnection, filters: Filters) -> None:
+    """Compute the status boundaries and per-run stay totals of the runs `filters` keep once, as
+    temporary tables on `con` that later inputs on this connection read (durations, transitions,
+    the page's timelines): the window over every snapshot is the dearest part of each.
+
+    store.intervals.stay_totals_sql reads its boundaries as a subquery: here that subquery is
+    swapped for the shared table. Should its text ever change, the swap finds nothing and the
+    totals are computed from the snapshots again (slower, same figures)."""
+    cte, params = matching_runs((), filters, con)
+    where = restrict(filters)
+    boundaries = status_boundaries_sql(where)
+    con.execute(f"CREATE TEMP TABLE {SHARED_BOUNDARIES} AS WITH {cte} SELECT * FROM ({boundaries})", params or None)
+    totals = stay_totals_sql(where).replace(f"({boundaries})", SHARED_BOUNDARIES)
+    con.execute(f"CREATE TEMP TABLE {SHARED_STAY_TOTALS} AS WITH {cte} {totals}", params or None)
+
+
+def transitions_of(con: duckdb.DuckDBPyConnection, filters: Filters) -> str:
+    """A FROM item of the transitions (from_status, to_status) of the runs in the CTE `matching`:
+    from the shared boundaries when `share_stay_totals` made them (a visit that has a from_status
+    is a transition), else store.latest.status_changes."""
+    if _shared_columns(con, SHARED_BOUNDARIES) is not None:
+        return f"(SELECT from_status, status AS to_status FROM {SHARED_BOUNDARIES} WHERE from_status IS NOT NULL)"
+    return f"({status_changes(restrict(filters))})"

@@ -5,34 +5,97 @@ from __future__ import annotations
 import datetime as dt
 import html
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import polars as pl
 
 from runtap.analysis import charts
+from runtap.analysis.facts import share_run_facts, share_stay_totals
 from runtap.analysis.filters import Filters
 from runtap.analysis.formats import NULL_MARK, cell
 from runtap.analysis.loader import has_responses, is_empty, prepare
 from runtap.analysis.registry import API_REPORTS, REPORTS, ReportSpec, build_report, load_inputs
+from runtap.analysis.timeline import timeline
+from runtap.analysis.timeline_loader import load_bars, load_slowest, load_status_time
 from runtap.analysis.tokens import per_model_by_api
+from runtap.analysis.waterfall import WATERFALL_SCRIPT, WATERFALL_STYLE, html_waterfalls
 from runtap.store.multi import open_sources
 
 # What the charts draw, besides the reports' own inputs; with Responses traffic, also these.
-CHART_INPUTS = ("exchange_timings", "daily_usage", "transition_counts")
+# Charts summarise (percentiles, counts, sums per model and day): none reads every exchange or run.
+CHART_INPUTS = ("daily_usage", "transition_counts")
 RESPONSE_INPUTS = (
-    "response_exchange_timings",
     "response_transition_counts",
     "usage_by_model",
     "response_usage_by_model",
     "prices",
 )
 
-_STYLE = """
+_STYLE = (
+    """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}
 th,td{border:1px solid #ccd;padding:3px 8px}th{background:#eef2f8;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums}td.null{color:#999}
 .wide{overflow-x:auto}.note{color:#8a5a00}figure{margin:1em 0}svg{max-width:100%;height:auto}
 """
+    + WATERFALL_STYLE
+)
+# Every per-run fact the page's inputs read: the runs are reduced to these once (analysis/facts.py).
+PAGE_FACTS = (
+    "model",
+    "assistant_id",
+    "status",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "first_observed_at",
+    "last_error_code",
+    "incomplete_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "with_usage",
+)
+# How many runs the page draws a waterfall for (the slowest); `runtap report timeline` draws any.
+WATERFALL_RUNS = 50
+
+
+@dataclass(frozen=True)
+class Timelines:
+    """What the page's timeline part shows: per model, the mean time per run in each status
+    (`load_status_time`); the slowest runs (`load_slowest`) and their bars; how many runs there are."""
+
+    status_time: pl.DataFrame
+    slowest: pl.DataFrame
+    bars: pl.DataFrame
+    total_runs: int
+
+
+def load_timelines(con, filters: Filters, limit: int = WATERFALL_RUNS) -> Timelines:
+    """Load the page's timelines from an open, prepared store."""
+    slowest, total = load_slowest(con, filters, limit)
+    bars = load_bars(con, "SELECT unnest($ids) AS run_id", {"ids": slowest["run_id"].to_list()})
+    return Timelines(load_status_time(con, filters), slowest, timeline(bars.lazy())["timeline"].collect(), total)
+
+
+def _timeline_part(timelines: Timelines) -> list[str]:
+    shown = timelines.slowest.height
+    what = "the run" if timelines.total_runs == 1 else f"the {shown:,} slowest of {timelines.total_runs:,} runs"
+    if shown == timelines.total_runs and shown > 1:
+        what = f"all {shown:,} runs, slowest first"
+    return [
+        '<h2 id="time-per-status">Where the time goes</h2>',
+        (f"<figure>{svg}</figure>" if (svg := charts.status_time_per_model(timelines.status_time)) else ""),
+        '<h2 id="timelines">Run timelines</h2>',
+        f"<p>Waterfalls of {what} (end to end; runs not observed from creation to their end come last): "
+        "status stays, tool calls (requires_action to submit) and requests on each run's own axis. "
+        "<code>runtap report timeline --run ID</code> draws any run.</p>",
+        '<p><input id="wf-search" type="search" placeholder="filter by run or thread id"> '
+        f'<span id="wf-count">{shown:,} shown</span></p>',
+        html_waterfalls(timelines.bars, timelines.slowest),
+        f"<script>{WATERFALL_SCRIPT}</script>",
+    ]
 
 
 def _table(frame: pl.DataFrame) -> str:
@@ -56,20 +119,24 @@ def report_specs(with_responses: bool) -> dict[str, ReportSpec]:
 
 
 def render_html(
-    frames: dict[str, pl.LazyFrame], filters: Filters, source: str, specs: dict[str, ReportSpec] = REPORTS
+    frames: dict[str, pl.LazyFrame],
+    filters: Filters,
+    source: str,
+    specs: dict[str, ReportSpec] = REPORTS,
+    timelines: Timelines | None = None,
 ) -> str:
     """The whole page: charts first (with Responses traffic: runs and responses per model, next to
-    each other), then every report's sections and notes."""
+    each other), then where the time goes and the run timelines, then every report's sections
+    and notes."""
     collected = {name: frame.collect() for name, frame in frames.items()}
-    with_responses = "response_exchange_timings" in collected
-    timings = collected["exchange_timings"]
+    results = {name: build_report(spec, frames) for name, spec in specs.items()}
+    with_responses = "response_transition_counts" in collected
     by_api = None
     if with_responses:
-        timings = pl.concat([timings, collected["response_exchange_timings"]], how="vertical_relaxed")
         by_api = per_model_by_api(frames["usage_by_model"], frames["response_usage_by_model"], frames["prices"])
         by_api = by_api["by_api"].collect()
     figures = [
-        charts.latency_boxplot(timings),
+        charts.latency_percentiles(results["latency"].main),
         charts.tokens_over_time(collected["daily_usage"], collected["prices"]),
         charts.transition_diagram(collected["transition_counts"]),
     ]
@@ -87,8 +154,9 @@ def render_html(
         body.append(_table(by_api))
     body.append("<h2>Charts</h2>")
     body += [f"<figure>{svg}</figure>" for svg in figures if svg]
-    for name, spec in specs.items():
-        result = build_report(spec, frames)
+    if timelines is not None:
+        body += _timeline_part(timelines)
+    for name, result in results.items():
         body.append(f"<h2>{html.escape(name)}</h2>")
         for section, frame in result.sections.items():
             if len(result.sections) > 1:
@@ -117,8 +185,12 @@ def write_html(db: str | Sequence[str], out: str, filters: Filters = Filters()) 
         specs = report_specs(with_responses)
         extra = RESPONSE_INPUTS if with_responses else ()
         names = tuple(dict.fromkeys([*(n for spec in specs.values() for n in spec.inputs), *CHART_INPUTS, *extra]))
+        # Inputs read the runs' facts and stays from one reduction each, not one per input.
+        share_run_facts(con, PAGE_FACTS, filters)
+        share_stay_totals(con, filters)
         frames = load_inputs(con, names, filters)
-    page = render_html(frames, filters, db if isinstance(db, str) else ", ".join(db), specs)
+        timelines = load_timelines(con, filters)
+    page = render_html(frames, filters, db if isinstance(db, str) else ", ".join(db), specs, timelines)
     with open(out, "w", encoding="utf-8") as handle:
         handle.write(page)
     return True

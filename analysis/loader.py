@@ -17,11 +17,11 @@ import duckdb
 import polars as pl
 
 from runtap.addon.response_routes import RESPONSE_OPERATIONS
-from runtap.analysis.facts import matching_runs, restrict
+from runtap.analysis.facts import matching_runs, restrict, stay_totals, transitions_of
 from runtap.analysis.filters import Filters
 from runtap.analysis.response_facts import matching_responses
-from runtap.store.intervals import STAY_STATUSES, stay_totals_sql
-from runtap.store.latest import STEP_FACTS, TOKENS, per_object, status_changes
+from runtap.store.intervals import STAY_STATUSES
+from runtap.store.latest import STEP_FACTS, TOKENS, per_object
 from runtap.store.schema import TABLES
 
 _USAGE_FACTS = (*TOKENS, "with_usage")  # the token facts, and whether any snapshot of the run carried usage
@@ -48,7 +48,7 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pl.LazyFra
 
 def _per_run(con, filters: Filters, facts: tuple[str, ...], select: str) -> pl.LazyFrame:
     """Run `select` (which reads the CTE `matching`) over the matching runs' `facts`."""
-    cte, params = matching_runs(facts, filters)
+    cte, params = matching_runs(facts, filters, con)
     return _frame(con, f"WITH {cte} {select}", params)
 
 
@@ -100,9 +100,9 @@ def load_daily_usage(con, filters: Filters) -> pl.LazyFrame:
 
 def load_transition_counts(con, filters: Filters) -> pl.LazyFrame:
     """Status transitions (consecutive distinct statuses of a run) counted: from_status, to_status, count."""
-    cte, params = matching_runs((), filters)
+    cte, params = matching_runs((), filters, con)
     sql = f"""WITH {cte}
-        SELECT from_status, to_status, count(*) AS count FROM ({status_changes(restrict(filters))}) GROUP BY ALL"""
+        SELECT from_status, to_status, count(*) AS count FROM {transitions_of(con, filters)} GROUP BY ALL"""
     return _frame(con, sql, params)
 
 
@@ -117,7 +117,7 @@ def load_duration_stats(con, filters: Filters, *, by_assistant: bool = False) ->
     (getRun exchanges).
     """
     keys = "model, assistant_id" if by_assistant else "model"
-    cte, params = matching_runs(("model", "assistant_id", "created_at", "started_at", "ended_at"), filters)
+    cte, params = matching_runs(("model", "assistant_id", "created_at", "started_at", "ended_at"), filters, con)
     figures = [*STAY_STATUSES, "end_to_end"]
     observed = ", ".join(
         f"quantile_cont(r.{f}_ms, [0.5, 0.9]) AS {f}_ms, quantile_cont(r.{f}_uncertainty_ms, 0.5) AS {f}_uncertainty_ms"
@@ -133,7 +133,7 @@ def load_duration_stats(con, filters: Filters, *, by_assistant: bool = False) ->
         for name, expr in api.items()
     )
     sql = f"""WITH {cte},
-        per_run AS ({stay_totals_sql(restrict(filters))}),
+        per_run AS (SELECT * FROM {stay_totals(con, filters)}),
         polls AS (
             SELECT run_id, count(*) AS polls FROM exchanges
             WHERE operation = 'getRun' AND run_id IS NOT NULL GROUP BY run_id
@@ -230,7 +230,7 @@ def load_step_cube(con, filters: Filters) -> pl.LazyFrame:
     prompt/completion/total_tokens (of steps with usage), duration_sum_ms, durations (steps with
     both created_at and completed_at), duration_max_ms.
     """
-    cte, params = matching_runs((), filters)
+    cte, params = matching_runs((), filters, con)
     sql = f"""WITH {cte},
         steps AS (
             {per_object("step_snapshots", "step_id", STEP_FACTS, _STEP_CUBE_FACTS, restrict(filters))}

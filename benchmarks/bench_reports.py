@@ -3,11 +3,12 @@
 Builds a synthetic store (default 1,000,000 runs, ~10 run snapshots each) with set-based DuckDB
 SQL, then times each report's runtap path (open store, load, polars report, collect) and one
 SQL query computing the same figures over the same store, then a few queries over the store's
-views. Every measurement runs in a fresh process (so its peak RSS is its own), runtap and SQL
-alternate report by report, and each figure is the median of --repeat rounds: on a shared
-machine, compare ratios measured side by side, and read them with the load average printed
-before and after. A store built by an older runtap keeps its older views: rebuild it (or pass
-no --db) to time the current ones.
+views, then `runtap report html` (the whole page, written to a temporary file) against the sum of
+the reports it shows, each computed alone. Every measurement runs in a fresh process (so its
+peak RSS is its own), runtap and SQL alternate report by report, and each figure is the median
+of --repeat rounds: on a shared machine, compare ratios measured side by side, and read them
+with the load average printed before and after. A store built by an older runtap keeps its
+older views: rebuild it (or pass no --db) to time the current ones.
 
     .venv/bin/python benchmarks/bench_reports.py [--runs N] [--db PATH] [--repeat K] [--only NAME ...]
 """
@@ -28,6 +29,7 @@ import time
 import duckdb
 
 from runtap.analysis import REPORTS, Filters, run_report
+from runtap.analysis.html import write_html
 from runtap.store.reader import open_store
 from runtap.store.schema import all_ddl
 
@@ -283,11 +285,15 @@ def _cpu_seconds() -> float:
 def measure(path: str, name: str, kind: str) -> dict:
     """Time one run of report `name` in this process: "runtap" is the whole report path, "sql"
     opens the store read-only, runs its query, fetches the result into polars (`.pl()`, as the
-    loader does) and closes; "view" does the same with VIEW_QUERIES[name].
+    loader does) and closes; "view" does the same with VIEW_QUERIES[name]; "page" writes the
+    HTML report (`name` is "html").
     """
     start, cpu = time.perf_counter(), _cpu_seconds()
     if kind == "runtap":
         run_report(path, name, Filters())
+    elif kind == "page":
+        with tempfile.TemporaryDirectory() as out:
+            write_html(path, os.path.join(out, "report.html"))
     else:
         with open_store(path) as con:
             con.sql("SET enable_progress_bar = false")
@@ -347,6 +353,8 @@ def main() -> None:
                 samples.setdefault((name, kind), []).append(measure_in_child(path, name, kind))
         for name in views:
             samples.setdefault((name, "view"), []).append(measure_in_child(path, name, "view"))
+        if not args.only or "html" in args.only:
+            samples.setdefault(("html", "page"), []).append(measure_in_child(path, "html", "page"))
 
     def median(name: str, kind: str, field: str) -> float:
         return statistics.median(sample[field] for sample in samples[(name, kind)])
@@ -368,6 +376,13 @@ def main() -> None:
         print(
             f"{name:<16} {median(name, 'view', 'wall_s'):7.3f} {median(name, 'view', 'cpu_s'):7.3f} "
             f"{median(name, 'view', 'peak_rss_mb'):7.0f}  {sql}"
+        )
+    if ("html", "page") in samples:
+        alone = sum(median(name, "runtap", "wall_s") for name in reports) if len(reports) == len(REPORTS) else None
+        print(
+            f"html page {median('html', 'page', 'wall_s'):7.3f} s, CPU {median('html', 'page', 'cpu_s'):.3f} s, "
+            f"RSS {median('html', 'page', 'peak_rss_mb'):.0f} MB"
+            + (f"; the {len(reports)} reports alone: {alone:.3f} s" if alone else "")
         )
     load_after = os.getloadavg()
     print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")

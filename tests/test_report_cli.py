@@ -169,13 +169,15 @@ def test_empty_store_says_no_runs_recorded(tmp_path, fmt):
         assert json.loads(result.stdout) == []
 
 
-def test_html_is_one_self_contained_file_with_three_charts(store, tmp_path):
+def test_html_is_one_self_contained_file_with_four_charts(store, tmp_path):
     out = tmp_path / "report.html"
     result = invoke("html", "--db", store, "--out", str(out))
     assert result.exit_code == 0
     page = out.read_text()
-    assert page.count("<svg") == 3
-    assert "<script" not in page and not re.search(r'(src|href)="(https?:)?//', page)
+    assert page.count("<svg") == 4  # latency, tokens per day, transitions, time per status and model
+    # One inline script (the waterfalls' search box); nothing loaded from elsewhere.
+    assert page.count("<script>") == 1 and not re.search(r"<script[^>]*src=", page)
+    assert not re.search(r'(src|href)="(https?:)?//', page)
     for name in REPORTS:
         assert f"<h2>{name}</h2>" in page
     assert "acme-llm-7b" in page and "rate_limit_exceeded" in page

@@ -1,0 +1,41 @@
+"""The HTML page reduces the runs once (facts and stays shared by its inputs): every report on the
+page equals the same report computed alone, with and without filters, on a real recording."""
+
+from __future__ import annotations
+
+import pytest
+from polars.testing import assert_frame_equal
+
+from runtap.analysis import REPORTS, Filters, run_report
+from runtap.analysis.facts import restrict, share_run_facts, share_stay_totals
+from runtap.analysis.html import PAGE_FACTS
+from runtap.analysis.loader import prepare
+from runtap.analysis.registry import build_report, load_inputs
+from runtap.store.intervals import status_boundaries_sql, stay_totals_sql
+from runtap.store.multi import open_sources
+
+
+@pytest.mark.parametrize(
+    "filters", [Filters(), Filters(models=("gpt-4o",)), Filters(models=("gpt-4o-mini", "o3-mini"))]
+)
+def test_reports_from_the_shared_reductions_equal_each_report_alone(recording, filters):
+    *_, db = recording
+    with open_sources(db) as con:
+        prepare(con)
+        share_run_facts(con, PAGE_FACTS, filters)
+        share_stay_totals(con, filters)
+        shared = {name: build_report(spec, load_inputs(con, spec.inputs, filters)) for name, spec in REPORTS.items()}
+    for name, page in shared.items():
+        alone = run_report(db, name, filters)
+        assert list(page.sections) == list(alone.sections)
+        assert alone.main.height > 0, name
+        for section, frame in alone.sections.items():
+            assert_frame_equal(page.sections[section], frame, check_exact=False), (name, section)
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters(models=("gpt-4o",))])
+def test_the_shared_stay_totals_are_computed_from_the_shared_boundaries(filters):
+    # share_stay_totals swaps stay_totals_sql's boundaries subquery for the shared table: the
+    # subquery must be there to swap, or the page computes the window over every snapshot twice.
+    where = restrict(filters)
+    assert f"({status_boundaries_sql(where)})" in stay_totals_sql(where)
