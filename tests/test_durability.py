@@ -28,7 +28,6 @@ import subprocess
 import time
 from collections import Counter
 
-import duckdb
 import pytest
 
 from runtap.demo.harness import RUNTAP, SimulatorProcess, start_proxy
@@ -48,7 +47,8 @@ def sim():
 
 
 def _exchanges(db: str) -> int:
-    con = duckdb.connect(db)  # read-write: a clean open replays (or discards) the killed writer's WAL
+    # read-write: a clean open replays (or discards) the killed writer's WAL
+    con = connect_with_retry(db, read_only=False)
     try:
         return con.execute("SELECT count(*) FROM exchanges").fetchone()[0]
     finally:
@@ -108,8 +108,9 @@ def _trial(sim, db: str, tmp_path, trial: int, proxy, recorder: int, received: C
         (recorder,) = child_pids(proxy.proc.pid)
     else:
         proxy.proc.wait(30)
-        if target == "proxy":
-            _wait_gone(recorder)  # an orphaned recorder applies what was journaled, then exits
+        # An orphaned recorder applies what was journaled, then exits; a killed one may still be
+        # exiting (and holding the store's lock) under load.
+        _wait_gone(recorder)
         before = _exchanges(db)
         left = [n for n in os.listdir(db + ".journal") if n.endswith(".seg")]
         proxy, recorder = _start(sim, db, str(tmp_path / f"proxy-{trial + 1}.log"))
