@@ -360,15 +360,16 @@ def main() -> None:
         return statistics.median(sample[field] for sample in samples[(name, kind)])
 
     print(
-        f"{'report':<12} {'runtap s':>9} {'SQL s':>7} {'ratio':>6} {'CPU ratio':>9} "
-        f"{'runtap RSS MB':>13} {'SQL RSS MB':>10}"
+        f"{'report':<12} {'runtap s':>9} {'SQL s':>7} {'ratio':>6} {'runtap CPU s':>12} {'SQL CPU s':>9} "
+        f"{'CPU ratio':>9} {'runtap RSS MB':>13} {'SQL RSS MB':>10}"
     )
     for name in reports:
         ours, sql = median(name, "runtap", "wall_s"), median(name, "sql", "wall_s")
-        cpu_ratio = median(name, "runtap", "cpu_s") / median(name, "sql", "cpu_s")
+        ours_cpu, sql_cpu = median(name, "runtap", "cpu_s"), median(name, "sql", "cpu_s")
         print(
-            f"{name:<12} {ours:9.3f} {sql:7.3f} {ours / sql:6.2f} {cpu_ratio:9.2f} "
-            f"{median(name, 'runtap', 'peak_rss_mb'):13.0f} {median(name, 'sql', 'peak_rss_mb'):10.0f}"
+            f"{name:<12} {ours:9.3f} {sql:7.3f} {ours / sql:6.2f} {ours_cpu:12.3f} {sql_cpu:9.3f} "
+            f"{ours_cpu / sql_cpu:9.2f} {median(name, 'runtap', 'peak_rss_mb'):13.0f} "
+            f"{median(name, 'sql', 'peak_rss_mb'):10.0f}"
         )
     print(f"{'view query':<16} {'s':>7} {'CPU s':>7} {'RSS MB':>7}  query")
     for name in views:
