@@ -216,7 +216,9 @@ def stay_totals_sql(where: str = "true") -> str:
         SELECT run_id, {", ".join(parts)},
                CASE WHEN {ended} THEN (last_at - first_at) / 1000.0 END AS end_to_end_ms,
                CASE WHEN {ended} THEN first_u + last_u END AS end_to_end_uncertainty_ms
+        -- arg_min/arg_max skip NULLs: -1 keeps an unknown uncertainty (never negative) in place
         FROM (SELECT run_id, arg_min(status, n) AS first_status, arg_min(at_us, n) AS first_at,
-                     arg_min(uncertainty_ms, n) AS first_u, arg_max(status, n) AS last_status,
-                     arg_max(at_us, n) AS last_at, arg_max(uncertainty_ms, n) AS last_u, {sums}
+                     nullif(arg_min(coalesce(uncertainty_ms, -1), n), -1) AS first_u,
+                     arg_max(status, n) AS last_status, arg_max(at_us, n) AS last_at,
+                     nullif(arg_max(coalesce(uncertainty_ms, -1), n), -1) AS last_u, {sums}
               FROM ({status_boundaries_sql(where)}) GROUP BY run_id)"""

@@ -206,6 +206,11 @@ def test_a_run_first_seen_late_starts_at_created_at_or_is_unbounded(store):
     assert (unknown["evidence"], unknown["entered"], unknown["entered_u"]) == ("first_seen", 10.01, None)
     # It completed between the polls ending at 10.01 and 11.01; its start has no bound.
     assert unknown["duration_ms"] == pytest.approx(500.0) and unknown["u"] is None
+    with duckdb.connect(path, read_only=True) as con:
+        totals = con.sql(f"SELECT * FROM ({stay_totals_sql()}) WHERE run_id = 'run_unknown'").pl().row(0, named=True)
+    # Its time in_progress is known, not how sure it is; nor its end to end (no bounded start).
+    assert totals["in_progress_ms"] == pytest.approx(500.0) and totals["in_progress_uncertainty_ms"] is None
+    assert totals["end_to_end_ms"] is None and totals["end_to_end_uncertainty_ms"] is None
 
 
 def test_stays_add_up_to_end_to_end_and_to_the_durations_report(tmp_path):
