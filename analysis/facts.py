@@ -83,16 +83,12 @@ def stay_totals(con: duckdb.DuckDBPyConnection, filters: Filters) -> str:
 def share_stay_totals(con: duckdb.DuckDBPyConnection, filters: Filters) -> None:
     """Compute the status boundaries and per-run stay totals of the runs `filters` keep once, as
     temporary tables on `con` that later inputs on this connection read (durations, transitions,
-    the page's timelines): the window over every snapshot is the dearest part of each.
-
-    store.intervals.stay_totals_sql reads its boundaries as a subquery: here that subquery is
-    swapped for the shared table. Should its text ever change, the swap finds nothing and the
-    totals are computed from the snapshots again (slower, same figures)."""
+    the page's timelines): the window over every snapshot is the dearest part of each."""
     cte, params = matching_runs((), filters, con)
     where = restrict(filters)
     boundaries = status_boundaries_sql(where)
     con.execute(f"CREATE TEMP TABLE {SHARED_BOUNDARIES} AS WITH {cte} SELECT * FROM ({boundaries})", params or None)
-    totals = stay_totals_sql(where).replace(f"({boundaries})", SHARED_BOUNDARIES)
+    totals = stay_totals_sql(where, boundaries=SHARED_BOUNDARIES)
     con.execute(f"CREATE TEMP TABLE {SHARED_STAY_TOTALS} AS WITH {cte} {totals}", params or None)
 
 

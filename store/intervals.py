@@ -185,7 +185,7 @@ def run_status_intervals_sql(where: str = "true") -> str:
     """
 
 
-def stay_totals_sql(where: str = "true") -> str:
+def stay_totals_sql(where: str = "true", boundaries: str | None = None) -> str:
     """SELECT per run (of the snapshots passing `where`): `<status>_ms` and
     `<status>_uncertainty_ms` for each of STAY_STATUSES (the run's closed stays in the status
     summed, with their uncertainties summed; NULL when it never left the status), end_to_end_ms
@@ -195,7 +195,8 @@ def stay_totals_sql(where: str = "true") -> str:
     A visit ends where the next begins, so a run's time in status s is the sum of the starts of
     the visits that left s (from_status = s) minus the starts of its visits in s, plus the start
     of its last visit when that is still in s: one GROUP BY over the boundaries, no second window
-    to pair each visit with the next.
+    to pair each visit with the next. `boundaries`: a FROM item that already holds
+    `status_boundaries_sql`'s rows (a table computed once), read instead of computing them.
     """
     parts = []
     for s in STAY_STATUSES:
@@ -221,4 +222,4 @@ def stay_totals_sql(where: str = "true") -> str:
                      nullif(arg_min(coalesce(uncertainty_ms, -1), n), -1) AS first_u,
                      arg_max(status, n) AS last_status, arg_max(at_us, n) AS last_at,
                      nullif(arg_max(coalesce(uncertainty_ms, -1), n), -1) AS last_u, {sums}
-              FROM ({status_boundaries_sql(where)}) GROUP BY run_id)"""
+              FROM {boundaries or f"({status_boundaries_sql(where)})"} GROUP BY run_id)"""

@@ -11,7 +11,7 @@ from runtap.analysis.facts import restrict, share_run_facts, share_stay_totals
 from runtap.analysis.html import PAGE_FACTS
 from runtap.analysis.loader import prepare
 from runtap.analysis.registry import build_report, load_inputs
-from runtap.store.intervals import status_boundaries_sql, stay_totals_sql
+from runtap.store.intervals import stay_totals_sql
 from runtap.store.multi import open_sources
 
 
@@ -35,7 +35,8 @@ def test_reports_from_the_shared_reductions_equal_each_report_alone(recording, f
 
 @pytest.mark.parametrize("filters", [Filters(), Filters(models=("gpt-4o",))])
 def test_the_shared_stay_totals_are_computed_from_the_shared_boundaries(filters):
-    # share_stay_totals swaps stay_totals_sql's boundaries subquery for the shared table: the
-    # subquery must be there to swap, or the page computes the window over every snapshot twice.
+    # Given the shared boundaries, the totals read them only: the page computes the window over
+    # every snapshot once.
     where = restrict(filters)
-    assert f"({status_boundaries_sql(where)})" in stay_totals_sql(where)
+    assert "run_snapshots" in stay_totals_sql(where)
+    assert "run_snapshots" not in stay_totals_sql(where, boundaries="shared_boundaries")
