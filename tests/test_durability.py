@@ -46,9 +46,10 @@ def sim():
         yield s
 
 
-def _exchanges(db: str) -> int:
-    # read-write: a clean open replays (or discards) the killed writer's WAL
-    con = connect_with_retry(db, read_only=False)
+def _exchanges(db: str, *, read_only: bool = False) -> int:
+    """Exchanges in the store. Read-write by default: a clean open replays (or discards) the
+    killed writer's WAL; read-only while a proxy records into it."""
+    con = connect_with_retry(db, read_only=read_only)
     try:
         return con.execute("SELECT count(*) FROM exchanges").fetchone()[0]
     finally:
@@ -118,21 +119,13 @@ def _trial(sim, db: str, tmp_path, trial: int, proxy, recorder: int, received: C
             wait_for_log(proxy, "recovered")
         found = re.search(r"recovered (\d+) exchanges from the journal", proxy.log_text())
         recovered = int(found.group(1)) if found else 0
-        assert _exchanges_read_only(db) - before == recovered, (what, left, proxy.log_text()[-3000:])
+        assert _exchanges(db, read_only=True) - before == recovered, (what, left, proxy.log_text()[-3000:])
 
     stored = store_request_ids(db)
     lost = received - stored
     assert not lost, f"{what}: {lost.total()} of {received.total()} exchanges lost"
     assert max(stored.values()) == 1, f"{what}: an exchange was stored twice"
     return proxy, recorder
-
-
-def _exchanges_read_only(db: str) -> int:
-    con = connect_with_retry(db, read_only=True)
-    try:
-        return con.execute("SELECT count(*) FROM exchanges").fetchone()[0]
-    finally:
-        con.close()
 
 
 def test_recover_applies_what_a_crash_left_once_and_refuses_while_a_proxy_records(sim, tmp_path):
