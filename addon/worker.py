@@ -68,6 +68,13 @@ class WorkerResult:
     last_error: str | None = None
     errors: dict[str, int] = field(default_factory=dict)  # capture id -> flows that failed
 
+    def add_writes(self, writer) -> None:
+        """Rows written (captures aside) and lost, and the last error, from a closed store writer."""
+        stats = writer.stats()
+        self.rows_written = sum(n for table, n in stats.rows_written.items() if table != "captures")
+        self.rows_lost = stats.dropped + stats.rejected + stats.unwritten
+        self.last_error = writer.last_error
+
 
 class Worker:
     """Starts a pipe-fed worker process for one store (ingest) and feeds it captures rows and flows.
@@ -245,9 +252,7 @@ def serve(stdin, stdout) -> int:
         stats.dropped,
         stats.rejected,
     )
-    result.rows_written = sum(n for table, n in stats.rows_written.items() if table != "captures")
-    result.rows_lost = stats.dropped + stats.rejected + stats.unwritten
-    result.last_error = writer.last_error
+    result.add_writes(writer)
     return _say(stdout, "done " + json.dumps(asdict(result)), 0)
 
 
@@ -300,13 +305,8 @@ def _serve_journal(settings: dict, writer, stdin, stdout, end) -> int:
         sum(stats.rows_written.values()),
         stats.rejected,
     )
-    result = WorkerResult(
-        exchanges=counts.exchanges,
-        rows_written=sum(n for table, n in stats.rows_written.items() if table != "captures"),
-        rows_lost=stats.dropped + stats.rejected + stats.unwritten,
-        recovered=counts.recovered,
-        last_error=writer.last_error,
-    )
+    result = WorkerResult(exchanges=counts.exchanges, recovered=counts.recovered)
+    result.add_writes(writer)
     say("done " + json.dumps(asdict(result)))
     return 0
 
