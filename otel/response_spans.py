@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from runtap.otel import ids
 from runtap.otel.content import message_text
 from runtap.otel.http_spans import exchange_span_fields
+from runtap.otel.timing import lifetime_window
 
 PROVIDER = {"gen_ai.provider.name": "openai", "llm.provider": "openai", "llm.system": "openai"}
 ROOT_NAMES = {"conversation": "conversation", "chain": "response_chain"}
@@ -39,17 +40,6 @@ def root_context_ids(key: str) -> tuple[int, int]:
     """(trace id, root span id) of a conversation's or chain's trace."""
     kind, _, value = key.partition(":")
     return ids.trace_id(key), ids.span_id(kind, value)
-
-
-def response_window(response: dict) -> tuple[int, int]:
-    """From the request that created the response (its first sighting) to its first terminal status,
-    else its last sighting; `created_at` (whole seconds) when it was created unobserved."""
-    start = response.get("first_request_at") or response["first_observed_at"]
-    created = response.get("created_at")
-    if created is not None and created + 1_000_000_000 < start:
-        start = created
-    end = response.get("ended_at") or response.get("last_observed_at") or start
-    return start, max(start, end)
 
 
 def response_outcome(response: dict) -> tuple[str | None, Status]:
@@ -108,7 +98,7 @@ def response_spans(model, session) -> list[ReadableSpan]:
     conversation = session.key.partition(":")[2] if session.key.startswith("conversation:") else None
     out: list[ReadableSpan] = []
     chats = {}
-    for response in sorted(session.responses, key=lambda r: (response_window(r)[0], r["response_id"])):
+    for response in sorted(session.responses, key=lambda r: (lifetime_window(r)[0], r["response_id"])):
         context = model.context(trace, ids.span_id("response", response["response_id"]))
         chats[response["response_id"]] = context
         transitions = [t for t in session.response_transitions if t["response_id"] == response["response_id"]]
@@ -149,7 +139,7 @@ def root_span(model, key: str, start: int, end: int, responses: int) -> Readable
 
 def chat_span(model, response: dict, transitions: list[dict], context, root, key: str) -> ReadableSpan:
     """One response's inference span."""
-    start, end = response_window(response)
+    start, end = lifetime_window(response)
     requested = response.get("request_model") or response.get("model")
     error_type, status = response_outcome(response)
     attributes = {

@@ -35,7 +35,7 @@ from runtap.otel.load import Session
 from runtap.otel.response_spans import is_response_key, response_spans
 from runtap.otel.response_spans import root_span as response_root_span
 from runtap.otel.status import status_events
-from runtap.otel.timing import run_window, step_window, tool_window
+from runtap.otel.timing import lifetime_window, step_window, tool_window
 
 PROVIDER = {"gen_ai.provider.name": "openai", "llm.provider": "openai", "llm.system": "openai"}
 # gen_ai.tool.type of the Assistants tool types (the conventions' function / extension / datastore).
@@ -64,7 +64,7 @@ class SpanModel:
         if session.thread_id is not None:
             root = self.context(trace, ids.span_id("thread", session.thread_id))
         agents = {}
-        for run in sorted(session.runs, key=lambda r: (run_window(r)[0], r["run_id"])):
+        for run in sorted(session.runs, key=lambda r: (lifetime_window(r)[0], r["run_id"])):
             agent = self.context(trace, ids.span_id("run", run["run_id"]))
             agents[run["run_id"]] = agent
             out += self._run_spans(session, run, agent, root, contents.get(run["run_id"]))
@@ -124,7 +124,7 @@ class SpanModel:
         )
 
     def _run_spans(self, session, run, agent, root, content: RunContent | None) -> list[ReadableSpan]:
-        start, end = run_window(run)
+        start, end = lifetime_window(run)
         model = run.get("model")
         run_id = run["run_id"]
         common = {"gen_ai.conversation.id": run.get("thread_id"), "session.id": run.get("thread_id")}

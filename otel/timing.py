@@ -5,17 +5,18 @@ timestamps (whole seconds) where it did not, and a child never outside its run's
 from __future__ import annotations
 
 
-def run_window(run: dict) -> tuple[int, int]:
-    """From the request that created the run (its first sighting) to its first terminal status.
+def lifetime_window(obj: dict) -> tuple[int, int]:
+    """From the request that created the run or response (its first sighting) to its first
+    terminal status.
 
-    A run first seen more than a second after the API's `created_at` (whole seconds) was created
-    unobserved: it starts at `created_at` then. A run never seen ending ends at its last sighting.
+    One first seen more than a second after the API's `created_at` (whole seconds) was created
+    unobserved: it starts at `created_at` then. One never seen ending ends at its last sighting.
     """
-    start = run.get("first_request_at") or run["first_observed_at"]
-    created = run.get("created_at")
+    start = obj.get("first_request_at") or obj["first_observed_at"]
+    created = obj.get("created_at")
     if created is not None and created + 1_000_000_000 < start:
         start = created
-    end = run.get("ended_at") or run.get("last_observed_at") or start
+    end = obj.get("ended_at") or obj.get("last_observed_at") or start
     return start, max(start, end)
 
 
