@@ -64,6 +64,17 @@ def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def tool_call_content(call: dict) -> dict[str, Any]:
+    """A tool call's arguments and result, as GenAI and OpenInference attributes (content: only
+    with --include-content)."""
+    return {
+        "gen_ai.tool.call.arguments": call.get("arguments"),
+        "gen_ai.tool.call.result": call.get("output"),
+        "input.value": call.get("arguments"),
+        "output.value": call.get("output"),
+    }
+
+
 def message_text(content: Any) -> str:
     """The text of a message's `content`: a string, or the text parts of a list of parts."""
     if isinstance(content, str):

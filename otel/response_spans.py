@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from runtap.otel import ids
-from runtap.otel.content import message_text
+from runtap.otel.content import message_text, tool_call_content
 from runtap.otel.http_spans import exchange_span_fields
 from runtap.otel.timing import lifetime_window
 
@@ -207,12 +207,7 @@ def tool_span(model, call: dict, root, conversation: str | None, key: str) -> Re
         "runtap.tool.answered": call.get("answered_at") is not None,
     }
     if model.include_content:
-        attributes |= {
-            "gen_ai.tool.call.arguments": call.get("arguments"),
-            "gen_ai.tool.call.result": call.get("output"),
-            "input.value": call.get("arguments"),
-            "output.value": call.get("output"),
-        }
+        attributes |= tool_call_content(call)
     return model.span(
         name=f"execute_tool {name}" if name else "execute_tool",
         context=model.context(root.trace_id, ids.span_id("function-call", call["call_id"])),

@@ -29,7 +29,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from runtap.otel import ids
-from runtap.otel.content import RunContent, run_contents
+from runtap.otel.content import RunContent, run_contents, tool_call_content
 from runtap.otel.http_spans import exchange_span_fields
 from runtap.otel.load import Session
 from runtap.otel.response_spans import is_response_key, response_spans
@@ -240,12 +240,7 @@ class SpanModel:
             "runtap.tool.submitted": tool.get("submitted_at") is not None if kind == "function" else None,
         }
         if self.include_content:
-            attributes |= {
-                "gen_ai.tool.call.arguments": tool.get("arguments"),
-                "gen_ai.tool.call.result": tool.get("output"),
-                "input.value": tool.get("arguments"),
-                "output.value": tool.get("output"),
-            }
+            attributes |= tool_call_content(tool)
         return self.span(
             name=f"execute_tool {name}" if name else "execute_tool",
             context=self.context(agent.trace_id, ids.span_id("tool", tool["tool_call_id"])),
