@@ -1,17 +1,19 @@
 """The reports' per-run reduction: the runs a report covers, with only the facts it reads.
 
-Every report input starts from `run_snapshots` reduced to one row per run (10 rows a run, 10M
-rows on the benchmark store), so its cost decides the reports' speed. The facts and the order
-that decides "latest" are store.latest's, the same as the `runs` view's; what is particular to
-reports is asking only for the facts an input groups or sums by (plus those its filters read):
-one shared per-run cube of ten facts, grouped by most of them, made `tokens` 4x slower than
-its SQL.
+Every report input starts from the runs, one row each with the facts it reads. A store file
+keeps them (store/derived.py: `run_state`, and the status boundaries and stay sums beside them),
+and inputs read that when it covers every snapshot; otherwise (several stores read as one, a
+store an older runtap wrote) `run_snapshots` is reduced to one row per run (10 rows a run, 10M
+rows on the benchmark store). The facts and the order that decides "latest" are store.latest's,
+the same as the `runs` view's; what is particular to reports is asking only for the facts an
+input groups or sums by (plus those its filters read): one shared per-run cube of ten facts,
+grouped by most of them, made `tokens` 4x slower than its SQL.
 
 A page that reads many inputs at once (`report html`) is the exception: it reduces the runs once,
 with every fact its inputs read, into a temporary table on its connection (`share_run_facts`),
 and every input given that connection reads it instead of the snapshots; likewise the per-run
-stay totals (`share_stay_totals`), the window over every snapshot that durations and the
-page's timelines both read, and the status boundaries under them, whose visits are the
+stay totals (`share_stay_totals`), which durations and the page's timelines both read, and the
+status boundaries under them, whose visits are the
 transitions the transitions report counts. The table holds the runs of the page's filters: inputs with other
 filters must not share the connection.
 """
@@ -21,8 +23,9 @@ from __future__ import annotations
 import duckdb
 
 from runtap.analysis.filters import Filters
-from runtap.store.intervals import status_boundaries_sql, stay_totals_sql
-from runtap.store.latest import RUN_FACTS, per_object, status_changes
+from runtap.store import derived
+from runtap.store.intervals import stay_totals_sql
+from runtap.store.latest import RUN_FACTS, per_object
 
 TERMINAL = ("completed", "failed", "cancelled", "expired", "incomplete")
 # Per-run facts and stay totals, made once per connection when a page reads them for several inputs.
@@ -31,8 +34,10 @@ SHARED_STAY_TOTALS = "shared_stay_totals"
 SHARED_BOUNDARIES = "shared_status_boundaries"
 
 
-def _matching_sql(needed: list[str], filters: Filters) -> tuple[str, dict]:
+def _matching_sql(needed: list[str], filters: Filters, con: duckdb.DuckDBPyConnection | None) -> tuple[str, dict]:
     where, params = filters.run_where()
+    if con is not None and derived.current(con):  # each run's facts as the writer keeps them
+        return f"SELECT run_id{''.join(', ' + n for n in needed)} FROM {derived.RUN_STATE} WHERE {where}", params
     return f"SELECT * FROM ({per_object('run_snapshots', 'run_id', RUN_FACTS, needed)}) WHERE {where}", params
 
 
@@ -56,7 +61,7 @@ def matching_runs(
     shared = _shared_columns(con, SHARED_RUN_FACTS)
     if shared is not None and set(needed) <= shared:
         return f"matching AS (SELECT * FROM {SHARED_RUN_FACTS})", {}
-    sql, params = _matching_sql(needed, filters)
+    sql, params = _matching_sql(needed, filters, con)
     return f"matching AS ({sql})", params
 
 
@@ -64,7 +69,7 @@ def share_run_facts(con: duckdb.DuckDBPyConnection, facts: tuple[str, ...], filt
     """Reduce the runs `filters` keep to one row each with `facts` once, as a temporary table on
     `con` that `matching_runs(..., con)` then reads for every input asking for some of them."""
     needed = [name for name in RUN_FACTS if name in facts or name in filters.run_facts]
-    sql, params = _matching_sql(needed, filters)
+    sql, params = _matching_sql(needed, filters, con)
     con.execute(f"CREATE TEMP TABLE {SHARED_RUN_FACTS} AS {sql}", params or None)
 
 
@@ -76,19 +81,22 @@ def restrict(filters: Filters, column: str = "run_id") -> str:
 def stay_totals(con: duckdb.DuckDBPyConnection, filters: Filters) -> str:
     """A FROM item of per-run stay totals (store.intervals.stay_totals_sql) of the runs in the
     CTE `matching`: the connection's shared table when `share_stay_totals` made one."""
-    shared = _shared_columns(con, SHARED_STAY_TOTALS) is not None
-    return SHARED_STAY_TOTALS if shared else f"({stay_totals_sql(restrict(filters))})"
+    if _shared_columns(con, SHARED_STAY_TOTALS) is not None:
+        return SHARED_STAY_TOTALS
+    return f"({stay_totals_sql(accumulators=derived.accumulators_source(con, restrict(filters)))})"
 
 
 def share_stay_totals(con: duckdb.DuckDBPyConnection, filters: Filters) -> None:
     """Compute the status boundaries and per-run stay totals of the runs `filters` keep once, as
     temporary tables on `con` that later inputs on this connection read (durations, transitions,
-    the page's timelines): the window over every snapshot is the dearest part of each."""
+    the page's timelines): the window over every snapshot is the dearest part of each. Nothing
+    to do when the store keeps them (store/derived.py): the inputs read its tables."""
+    if derived.current(con):
+        return
     cte, params = matching_runs((), filters, con)
-    where = restrict(filters)
-    boundaries = status_boundaries_sql(where)
-    con.execute(f"CREATE TEMP TABLE {SHARED_BOUNDARIES} AS WITH {cte} SELECT * FROM ({boundaries})", params or None)
-    totals = stay_totals_sql(where, boundaries=SHARED_BOUNDARIES)
+    boundaries = derived.boundaries_source(con, restrict(filters))
+    con.execute(f"CREATE TEMP TABLE {SHARED_BOUNDARIES} AS WITH {cte} SELECT * FROM {boundaries}", params or None)
+    totals = stay_totals_sql(accumulators=derived.accumulators_source(con, restrict(filters), SHARED_BOUNDARIES))
     con.execute(f"CREATE TEMP TABLE {SHARED_STAY_TOTALS} AS WITH {cte} {totals}", params or None)
 
 
@@ -96,6 +104,6 @@ def transitions_of(con: duckdb.DuckDBPyConnection, filters: Filters) -> str:
     """A FROM item of the transitions (from_status, to_status) of the runs in the CTE `matching`:
     from the shared boundaries when `share_stay_totals` made them (a visit that has a from_status
     is a transition), else store.latest.status_changes."""
-    if _shared_columns(con, SHARED_BOUNDARIES) is not None:
-        return f"(SELECT from_status, status AS to_status FROM {SHARED_BOUNDARIES} WHERE from_status IS NOT NULL)"
-    return f"({status_changes(restrict(filters))})"
+    shared = _shared_columns(con, SHARED_BOUNDARIES) is not None
+    boundaries = SHARED_BOUNDARIES if shared else derived.boundaries_source(con, restrict(filters))
+    return f"(SELECT from_status, status AS to_status FROM {boundaries} WHERE from_status IS NOT NULL)"

@@ -20,6 +20,7 @@ import polars as pl
 
 from runtap.analysis.facts import matching_runs, stay_totals
 from runtap.analysis.filters import Filters
+from runtap.store.derived import boundaries_source
 from runtap.store.intervals import STAY_STATUSES, run_status_intervals_sql
 
 # The runs a timeline is asked for: a relation of run_id with parameter $id.
@@ -31,13 +32,14 @@ THREAD_CHOICE = """SELECT DISTINCT run_id FROM (
         UNION ALL SELECT run_id FROM exchanges WHERE thread_id = $id) WHERE run_id IS NOT NULL"""
 
 
-def _bars_sql(chosen: str) -> str:
+def _bars_sql(con: duckdb.DuckDBPyConnection, chosen: str) -> str:
     """SELECT the bars of the runs in relation `chosen` (one run_id column)."""
     where = "run_id IN (SELECT run_id FROM chosen)"
+    boundaries = boundaries_source(con, where)
     return f"""WITH chosen AS ({chosen}),
         stays AS (
             SELECT run_id, visit, status, entered_at, left_at, duration_ms, uncertainty_ms
-            FROM ({run_status_intervals_sql(where)})
+            FROM ({run_status_intervals_sql(boundaries=boundaries)})
         ), requests AS (
             SELECT * FROM exchanges WHERE {where}
         ), answered AS (  -- each tool output submitted: the call it answers, when the request started
@@ -86,7 +88,7 @@ def _bars_sql(chosen: str) -> str:
 def load_bars(con: duckdb.DuckDBPyConnection, chosen: str, params: dict | None = None) -> pl.DataFrame:
     """The bars (see the module docstring) of the runs `chosen` selects (SQL of one run_id column,
     reading `params`)."""
-    frame = con.sql(_bars_sql(chosen), params=params or None).pl()
+    frame = con.sql(_bars_sql(con, chosen), params=params or None).pl()
     return frame.drop("request_thread_id")
 
 

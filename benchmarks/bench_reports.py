@@ -30,6 +30,7 @@ import duckdb
 
 from runtap.analysis import REPORTS, Filters, run_report
 from runtap.analysis.html import write_html
+from runtap.store import derived
 from runtap.store.reader import open_store
 from runtap.store.schema import all_ddl
 
@@ -126,19 +127,29 @@ K = (
     "(coalesce(epoch_us(observed_at), 0)::HUGEINT * 4722366482869645213696"
     " + coalesce(epoch_us(request_started_at), 0)::HUGEINT * 1048576 + coalesce(seq, 0))"
 )
-PER_RUN = f"""(SELECT run_id, arg_max_null(model, k) AS model, arg_max_null(assistant_id, k) AS assistant_id,
-    arg_max_null(status, k) AS status, arg_max_null(created_at, k) AS created_at,
-    arg_max_null(started_at, k) AS started_at,
-    arg_max_null(coalesce(completed_at, failed_at, cancelled_at), k) AS ended_at,
-    arg_max_null(last_error_code, k) AS code, arg_max_null(incomplete_reason, k) AS reason,
-    arg_max_null(prompt_tokens, k) FILTER (WHERE has_usage) AS p,
-    arg_max_null(completion_tokens, k) FILTER (WHERE has_usage) AS c,
-    arg_max_null(total_tokens, k) FILTER (WHERE has_usage) AS t
-    FROM (SELECT *, {K} AS k FROM run_snapshots) GROUP BY run_id)"""
-# Window ORDER BY the columns themselves: cheaper than by the packed key (as the report does).
-LAG = """(SELECT lag(status) OVER (PARTITION BY run_id ORDER BY observed_at, request_started_at, seq) AS a,
-    status AS b FROM run_snapshots WHERE status IS NOT NULL)"""
-
+# Each run's facts as the store keeps them (store/derived.py: run_state, one row per run).
+PER_RUN = """(SELECT run_id, model, assistant_id, status, created_at, started_at,
+    coalesce(completed_at, failed_at, cancelled_at) AS ended_at, last_error_code AS code,
+    incomplete_reason AS reason, prompt_tokens AS p, completion_tokens AS c, total_tokens AS t FROM run_state)"""
+_STAYS = {"queued": "q", "in_progress": "ip", "requires_action": "ra", "cancelling": "cn"}
+_ENDED = "last_status IN ('completed', 'failed', 'cancelled', 'expired', 'incomplete')"
+# Each run's time per status from the sums run_state keeps (the starts of the visits that left a
+# status minus those of the visits in it, plus the last start when the run is still in it).
+PER_RUN_STAYS = (
+    "(SELECT run_id, "
+    + ", ".join(
+        f"CASE WHEN {s}_left > 0 THEN ({s}_net + CASE WHEN last_status = '{s}' THEN last_at ELSE 0 END) / 1000.0 "
+        f"END AS {a}, "
+        f"CASE WHEN {s}_left > 0 AND NOT (first_status = '{s}' AND first_u IS NULL) "
+        f"THEN {s}_u - CASE WHEN last_status = '{s}' THEN coalesce(last_u, 0) ELSE 0 END END AS {a}u"
+        for s, a in _STAYS.items()
+    )
+    + f""", CASE WHEN {_ENDED} AND first_status NOT IN ('completed', 'failed', 'cancelled', 'expired', 'incomplete')
+             AND first_u IS NOT NULL THEN (last_at - first_at) / 1000.0 END AS e2e,
+        CASE WHEN {_ENDED} AND first_status NOT IN ('completed', 'failed', 'cancelled', 'expired', 'incomplete')
+             THEN first_u + last_u END AS e2eu
+    FROM run_state WHERE first_status IS NOT NULL)"""
+)
 # One query per report, computing the same figures as the report (costs aside: a lookup of
 # per-model prices applied to the prompt/completion sums).
 SQL = {
@@ -154,72 +165,7 @@ SQL = {
         FROM exchanges LEFT JOIN (SELECT exchange_id, min(received_at) AS f,
             min(received_at) FILTER (WHERE event = 'thread.message.delta') AS d FROM sse_events GROUP BY ALL)
         USING (exchange_id) GROUP BY operation""",
-    # Each run's stays by run_status_intervals' rules (store/intervals.py), written out directly:
-    # status changes in observation order, each bounded by the observations around it and by the
-    # POST that caused it, estimated, then paired with the next to give each stay's length.
-    "durations": f"""WITH r AS {PER_RUN},
-        c AS (SELECT * FROM (SELECT run_id, status, source, exchange_id, observed_at, request_started_at, seq,
-                  lag(status) OVER w AS prev, lag(observed_at) OVER w AS prev_at,
-                  CASE status WHEN 'completed' THEN completed_at WHEN 'failed' THEN failed_at
-                      WHEN 'cancelled' THEN cancelled_at WHEN 'expired' THEN expires_at ELSE created_at END AS api_at
-              FROM run_snapshots WHERE status IS NOT NULL
-              WINDOW w AS (PARTITION BY run_id ORDER BY observed_at, request_started_at, seq))
-              WHERE prev IS DISTINCT FROM status),
-        b AS (SELECT c.run_id, c.status, c.prev, c.observed_at, c.request_started_at, c.seq,
-                  epoch_us(c.observed_at) AS seen, epoch_us(c.prev_at) AS pv, epoch_us(c.api_at) AS api,
-                  epoch_us(e.request_started_at) AS rq, epoch_us(e.response_started_at) AS hd,
-                  c.source = 'sse' AND e.first_byte_at IS NOT NULL AS tapped,
-                  c.source = 'sse' AND e.first_byte_at IS NULL AS file,
-                  coalesce((c.prev IS NULL AND e.operation IN ('createRun', 'createThreadAndRun'))
-                      OR (c.prev = 'requires_action' AND e.operation = 'submitToolOutputsToRun'
-                          AND c.status NOT IN ('expired', 'cancelling', 'cancelled'))
-                      OR (e.operation = 'cancelRun' AND c.status IN ('cancelling', 'cancelled')), false) AS post
-              FROM c LEFT JOIN exchanges e USING (exchange_id)),
-        lh AS MATERIALIZED (SELECT *, tapped AND NOT post AS live,
-                  CASE WHEN post THEN least(seen, hd) ELSE seen END AS hi,
-                  CASE WHEN post THEN greatest(rq, pv) WHEN prev IS NULL THEN CASE WHEN api <= seen THEN api END
-                       WHEN file THEN least(pv, hd) ELSE pv END AS lo,
-                  NOT (tapped AND NOT post) AND (status IN ('completed', 'failed', 'cancelled', 'expired')
-                      OR (prev IS NULL AND status = 'queued')) AS named
-              FROM b),
-        n AS (SELECT *, coalesce(named AND hi - lo > 1000000 AND api < hi AND api + 1000000 > lo, false) AS by_api
-              FROM lh),
-        est AS (SELECT run_id, status, observed_at, request_started_at, seq,
-                  CASE WHEN (live OR post OR lo IS NULL) AND NOT by_api THEN hi
-                       WHEN post THEN least(hi, api + 1000000)
-                       WHEN by_api THEN (greatest(lo, api) + least(hi, api + 1000000)) // 2
-                       ELSE (lo + hi) // 2 END AS at_us,
-                  CASE WHEN live THEN least(5.0, coalesce((hi - lo) / 1000.0, 5.0))
-                       WHEN post AND by_api THEN (least(hi, api + 1000000) - greatest(lo, api)) / 1000.0
-                       WHEN post THEN (hi - lo) / 1000.0
-                       WHEN by_api THEN (least(hi, api + 1000000) - greatest(lo, api)) / 2000.0
-                       ELSE (hi - lo) / 2000.0 END AS u
-              FROM n),
-        stays AS (SELECT run_id, status, at_us, u,
-                  lead(at_us) OVER w - at_us AS d, lead(u) OVER w AS nu, first_value(status) OVER w AS first_status,
-                  first_value(at_us) OVER w AS first_at, first_value(u) OVER w AS first_u,
-                  last_value(status) OVER w2 AS last_status, last_value(at_us) OVER w2 AS last_at,
-                  last_value(u) OVER w2 AS last_u
-              FROM est
-              WINDOW w AS (PARTITION BY run_id ORDER BY observed_at, request_started_at, seq),
-                     w2 AS (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)),
-        t AS (SELECT run_id,
-                  sum(d) FILTER (WHERE status = 'queued') / 1000.0 AS q,
-                  sum(u + nu) FILTER (WHERE status = 'queued') AS qu,
-                  sum(d) FILTER (WHERE status = 'in_progress') / 1000.0 AS ip,
-                  sum(u + nu) FILTER (WHERE status = 'in_progress') AS ipu,
-                  sum(d) FILTER (WHERE status = 'requires_action') / 1000.0 AS ra,
-                  sum(u + nu) FILTER (WHERE status = 'requires_action') AS rau,
-                  sum(d) FILTER (WHERE status = 'cancelling') / 1000.0 AS cn,
-                  sum(u + nu) FILTER (WHERE status = 'cancelling') AS cnu,
-                  CASE WHEN any_value(last_status) IN ('completed', 'failed', 'cancelled', 'expired', 'incomplete')
-                        AND any_value(first_status) NOT IN ('completed', 'failed', 'cancelled', 'expired', 'incomplete')
-                        AND any_value(first_u) IS NOT NULL
-                       THEN (any_value(last_at) - any_value(first_at)) / 1000.0 END AS e2e,
-                  CASE WHEN any_value(last_status) IN ('completed', 'failed', 'cancelled', 'expired', 'incomplete')
-                        AND any_value(first_status) NOT IN ('completed', 'failed', 'cancelled', 'expired', 'incomplete')
-                       THEN any_value(first_u) + any_value(last_u) END AS e2eu
-              FROM stays GROUP BY run_id),
+    "durations": f"""WITH r AS {PER_RUN}, t AS {PER_RUN_STAYS},
         p AS (SELECT run_id, count(*) AS n FROM exchanges WHERE operation = 'getRun' GROUP BY run_id)
         SELECT model, count(*),
             quantile_cont(q, [0.5, 0.9]), quantile_cont(qu, 0.5),
@@ -234,7 +180,8 @@ SQL = {
             avg(coalesce(n, 0))
         FROM r LEFT JOIN t USING (run_id) LEFT JOIN p USING (run_id) GROUP BY model""",
     "transitions": f"""WITH r AS {PER_RUN}
-        SELECT a, b, NULL AS reason, count(*) FROM {LAG} WHERE a <> b GROUP BY ALL
+        SELECT from_status, status, NULL AS reason, count(*) FROM run_status_boundaries
+        WHERE from_status IS NOT NULL GROUP BY ALL
         UNION ALL SELECT status, NULL, coalesce(code, reason), count(*) FROM r GROUP BY ALL""",
     "tokens": f"""SELECT model, count(*), count(*) FILTER (WHERE t IS NOT NULL), sum(p), sum(c), sum(t)
         FROM {PER_RUN} GROUP BY model""",
@@ -264,6 +211,14 @@ VIEW_QUERIES = {
 }
 
 
+# The same figures as a view query, by hand from the tables (views without one are timed alone).
+VIEW_SQL = {
+    "run_status_intervals": """SELECT status, count(*), sum(d) / 1000.0, avg(u + nu) FROM (
+        SELECT status, lead(at_us) OVER w - at_us AS d, uncertainty_ms AS u, lead(uncertainty_ms) OVER w AS nu
+        FROM run_status_boundaries WINDOW w AS (PARTITION BY run_id ORDER BY n)) GROUP BY status""",
+}
+
+
 def build_store(path: str, runs: int) -> None:
     """Create the synthetic store at `path` (set-based SQL, no Python loops)."""
     con = duckdb.connect(path)
@@ -272,6 +227,9 @@ def build_store(path: str, runs: int) -> None:
             con.sql(statement)
         for statement in BUILD:
             con.sql(statement.replace("{n}", str(runs)))
+        start = time.perf_counter()
+        derived.refresh(con)  # what the writer keeps batch by batch, made once after the bulk load
+        print(f"status boundaries of the bulk-loaded snapshots: {time.perf_counter() - start:.1f} s")
         con.sql("CHECKPOINT")
     finally:
         con.close()
@@ -297,7 +255,7 @@ def measure(path: str, name: str, kind: str) -> dict:
     else:
         with open_store(path) as con:
             con.sql("SET enable_progress_bar = false")
-            con.sql(SQL[name] if kind == "sql" else VIEW_QUERIES[name]).pl()
+            con.sql({"sql": SQL, "view": VIEW_QUERIES, "view_sql": VIEW_SQL}[kind][name]).pl()
     return {
         "wall_s": time.perf_counter() - start,
         "cpu_s": _cpu_seconds() - cpu,
@@ -352,7 +310,8 @@ def main() -> None:
             for kind in ("runtap", "sql"):
                 samples.setdefault((name, kind), []).append(measure_in_child(path, name, kind))
         for name in views:
-            samples.setdefault((name, "view"), []).append(measure_in_child(path, name, "view"))
+            for kind in ("view", "view_sql") if name in VIEW_SQL else ("view",):
+                samples.setdefault((name, kind), []).append(measure_in_child(path, name, kind))
         if not args.only or "html" in args.only:
             samples.setdefault(("html", "page"), []).append(measure_in_child(path, "html", "page"))
 
@@ -371,12 +330,16 @@ def main() -> None:
             f"{ours_cpu / sql_cpu:9.2f} {median(name, 'runtap', 'peak_rss_mb'):13.0f} "
             f"{median(name, 'sql', 'peak_rss_mb'):10.0f}"
         )
-    print(f"{'view query':<16} {'s':>7} {'CPU s':>7} {'RSS MB':>7}  query")
+    print(f"{'view query':<20} {'s':>7} {'CPU s':>7} {'RSS MB':>7} {'SQL s':>7} {'ratio':>6} {'CPU ratio':>9}  query")
     for name in views:
-        sql = VIEW_QUERIES[name]
+        wall, cpu = median(name, "view", "wall_s"), median(name, "view", "cpu_s")
+        by_hand = ""
+        if (name, "view_sql") in samples:
+            sql_wall, sql_cpu = median(name, "view_sql", "wall_s"), median(name, "view_sql", "cpu_s")
+            by_hand = f"{sql_wall:7.3f} {wall / sql_wall:6.2f} {cpu / sql_cpu:9.2f}"
         print(
-            f"{name:<16} {median(name, 'view', 'wall_s'):7.3f} {median(name, 'view', 'cpu_s'):7.3f} "
-            f"{median(name, 'view', 'peak_rss_mb'):7.0f}  {sql}"
+            f"{name:<20} {wall:7.3f} {cpu:7.3f} {median(name, 'view', 'peak_rss_mb'):7.0f} {by_hand:>25}  "
+            f"{VIEW_QUERIES[name]}"
         )
     if ("html", "page") in samples:
         alone = sum(median(name, "runtap", "wall_s") for name in reports) if len(reports) == len(REPORTS) else None

@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from runtap.errors import RuntapError
+from runtap.store.derived import DERIVED
 from runtap.store.reader import open_store
 from runtap.store.schema import SCHEMA_VERSION, VIEWS
 
@@ -64,7 +65,7 @@ DAY_COLUMNS = {
     "response_transitions": "observed_at",
     "response_function_calls": "first_observed_at",
 }
-_SKIPPED = {"runtap_meta"}  # its content is in the manifest
+_SKIPPED = {"runtap_meta", *DERIVED}  # the manifest holds runtap_meta; the derived tables are recomputed
 
 
 @dataclass

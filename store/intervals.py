@@ -74,7 +74,10 @@ order key: narrower to group and sort, and the same order the window used. Only 
 can read its exchange (an SSE event, a run's first status, a change from requires_action or to
 cancelling/cancelled) probes the join; the others carry a NULL key. On the 1M-run store the
 window (with the columns it carries) is ~8.5 s of CPU of the boundaries' ~10.5 s, the join ~2 s:
-the window, which `report transitions` needs too, is the floor.
+the window is the floor of computing them at all. So the store keeps them: the writer computes
+each batch's boundaries from the batch and each run's last observation (store/derived.py), and
+reports and the `run_status_intervals` view of a store file read the table; this SQL over every
+snapshot remains the definition, what several stores read as one compute, and what a rebuild runs.
 """
 
 from __future__ import annotations
@@ -95,17 +98,21 @@ SECOND_US = 1_000_000
 # Per snapshot, before the window sorts them: whether it is an SSE event, and the API's second
 # for its status (the terminal timestamp for a terminal status, else created_at), as epoch
 # microseconds: one narrow column instead of five timestamps carried through the sort.
-_OBSERVATIONS = """(SELECT run_id, status, observed_at, request_started_at, seq, exchange_id, source = 'sse' AS sse,
+OBSERVATION_COLUMNS = """run_id, status, observed_at, request_started_at, seq, exchange_id, source = 'sse' AS sse,
         epoch_us(CASE status WHEN 'completed' THEN completed_at WHEN 'failed' THEN failed_at
-                 WHEN 'cancelled' THEN cancelled_at WHEN 'expired' THEN expires_at ELSE created_at END) AS api_us
-    FROM run_snapshots)"""
+                 WHEN 'cancelled' THEN cancelled_at WHEN 'expired' THEN expires_at ELSE created_at END) AS api_us"""
+_OBSERVATIONS = f"(SELECT {OBSERVATION_COLUMNS} FROM run_snapshots)"
+
+
 # What an observation's exchange says: whether it created the run, submitted tool outputs or
 # cancelled it (and when its request started), and whether its SSE events carry arrival times.
-_EXCHANGES = f"""(SELECT exchange_id, operation IN ({_CREATES}) AS creates,
+def _exchanges(source: str) -> str:
+    return f"""(SELECT exchange_id, operation IN ({_CREATES}) AS creates,
         operation = 'submitToolOutputsToRun' AS submits, operation = 'cancelRun' AS cancels,
         epoch_us(request_started_at) AS request_us, epoch_us(response_started_at) AS response_us,
         first_byte_at IS NOT NULL AS tapped
-    FROM exchanges WHERE operation IN ({_CREATES}, 'submitToolOutputsToRun', 'cancelRun') OR streamed)"""
+    FROM {source} WHERE operation IN ({_CREATES}, 'submitToolOutputsToRun', 'cancelRun') OR streamed)"""
+
 
 # Only these changes read their exchange (an SSE event's tap, the POST that may have caused the
 # change); the others join with a NULL key, which skips the hash probe.
@@ -114,16 +121,23 @@ _MAY_USE_EXCHANGE = (
 )
 
 
-def status_boundaries_sql(where: str = "true") -> str:
+def status_boundaries_sql(where: str = "true", observations: str | None = None, exchanges: str = "exchanges") -> str:
     """SELECT one row per visit of a run to a status, at its start: run_id, n (the position of the
     visit's first observation among the run's snapshots with a status, 1 for the first), status,
     from_status, evidence, lo_us and hi_us (where the visit began: (lo, hi], epoch microseconds),
-    at_us (the estimate) and uncertainty_ms."""
+    at_us (the estimate) and uncertainty_ms.
+
+    `observations`: a FROM item to read instead of every run snapshot (store/boundaries.py, which
+    continues runs already seen): OBSERVATION_COLUMNS plus `tail` (the run's last observation
+    already accounted for: it gives the next change its previous status and time, and no row)
+    and `n_base` (the run's count of observations before the first one read, minus the tail);
+    `exchanges`: a FROM item holding (at least) the exchanges of those observations."""
+    number = "row_number() OVER (PARTITION BY run_id ORDER BY k) AS n"
     changes = status_changes(
         where,
         first=True,
-        table=_OBSERVATIONS,
-        carry=("sse", "exchange_id", "api_us", "row_number() OVER (PARTITION BY run_id ORDER BY k) AS n"),
+        table=observations or _OBSERVATIONS,
+        carry=("sse", "exchange_id", "api_us", *((f"n_base + {number}", "tail") if observations else (number,))),
         previous=("observed_at",),
     )
     return f"""
@@ -136,7 +150,8 @@ def status_boundaries_sql(where: str = "true") -> str:
                         AND to_status NOT IN ('expired', 'cancelling', 'cancelled'), false) AS submitted,
                coalesce(cancels AND to_status IN ('cancelling', 'cancelled'), false) AS cancelled
         FROM ({changes}) c
-        LEFT JOIN {_EXCHANGES} e ON e.exchange_id = CASE WHEN {_MAY_USE_EXCHANGE} THEN c.exchange_id END
+        LEFT JOIN {_exchanges(exchanges)} e ON e.exchange_id = CASE WHEN {_MAY_USE_EXCHANGE} THEN c.exchange_id END
+        {"WHERE NOT tail" if observations else ""}
     ), caused AS (  -- whether the exchange that first showed the status is the POST that caused it
         SELECT *, (first AND creates) OR submitted OR cancelled AS by_post FROM seen
     ), bounded AS MATERIALIZED (  -- (lo, hi] from the observations and the POST that caused the change
@@ -170,8 +185,9 @@ def status_boundaries_sql(where: str = "true") -> str:
     FROM bounds"""
 
 
-def run_status_intervals_sql(where: str = "true") -> str:
-    """SELECT the stays of the runs whose snapshots pass `where` (see the module docstring)."""
+def run_status_intervals_sql(where: str = "true", boundaries: str | None = None) -> str:
+    """SELECT the stays of the runs whose snapshots pass `where` (see the module docstring);
+    `boundaries`: a FROM item already holding those runs' `status_boundaries_sql` rows."""
     return f"""
     SELECT run_id, row_number() OVER stays AS visit, status,
            make_timestamptz(at_us) AS entered_at, make_timestamptz(lead(at_us) OVER stays) AS left_at,
@@ -180,12 +196,33 @@ def run_status_intervals_sql(where: str = "true") -> str:
            from_status, make_timestamptz(lo_us) AS entered_earliest, make_timestamptz(hi_us) AS entered_latest,
            uncertainty_ms AS entered_uncertainty_ms, evidence AS entered_evidence,
            lead(uncertainty_ms) OVER stays AS left_uncertainty_ms, lead(evidence) OVER stays AS left_evidence
-    FROM ({status_boundaries_sql(where)})
+    FROM {boundaries or f"({status_boundaries_sql(where)})"}
     WINDOW stays AS (PARTITION BY run_id ORDER BY n)
     """
 
 
-def stay_totals_sql(where: str = "true", boundaries: str | None = None) -> str:
+def stay_accumulators_sql(boundaries: str) -> str:
+    """SELECT per run of FROM item `boundaries` (`status_boundaries_sql`'s rows) what its stay
+    totals are made of: its first and last visit's status, start and uncertainty
+    (`first_status, first_at, first_u, last_status, last_at, last_u`) and, for each s of
+    STAY_STATUSES, `s_net` (the starts of the visits that left s minus those of the visits in s),
+    `s_left` (how many left s) and `s_u` (their boundaries' uncertainties summed). Sums and counts
+    add up and first/last combine, batch by batch (store/derived.py keeps them per run)."""
+    sums = ", ".join(
+        f"sum(CASE WHEN from_status = '{s}' THEN at_us WHEN status = '{s}' THEN -at_us END) AS {s}_net, "
+        f"count(*) FILTER (WHERE from_status = '{s}') AS {s}_left, "
+        f"sum(uncertainty_ms) FILTER (WHERE from_status = '{s}' OR status = '{s}') AS {s}_u"
+        for s in STAY_STATUSES
+    )
+    # arg_min/arg_max skip NULLs: -1 keeps an unknown uncertainty (never negative) in place
+    return f"""SELECT run_id, arg_min(status, n) AS first_status, arg_min(at_us, n) AS first_at,
+                     nullif(arg_min(coalesce(uncertainty_ms, -1), n), -1) AS first_u,
+                     arg_max(status, n) AS last_status, arg_max(at_us, n) AS last_at,
+                     nullif(arg_max(coalesce(uncertainty_ms, -1), n), -1) AS last_u, {sums}
+              FROM {boundaries} GROUP BY run_id"""
+
+
+def stay_totals_sql(where: str = "true", boundaries: str | None = None, accumulators: str | None = None) -> str:
     """SELECT per run (of the snapshots passing `where`): `<status>_ms` and
     `<status>_uncertainty_ms` for each of STAY_STATUSES (the run's closed stays in the status
     summed, with their uncertainties summed; NULL when it never left the status), end_to_end_ms
@@ -194,9 +231,11 @@ def stay_totals_sql(where: str = "true", boundaries: str | None = None) -> str:
 
     A visit ends where the next begins, so a run's time in status s is the sum of the starts of
     the visits that left s (from_status = s) minus the starts of its visits in s, plus the start
-    of its last visit when that is still in s: one GROUP BY over the boundaries, no second window
-    to pair each visit with the next. `boundaries`: a FROM item that already holds
-    `status_boundaries_sql`'s rows (a table computed once), read instead of computing them.
+    of its last visit when that is still in s: one GROUP BY over the boundaries
+    (`stay_accumulators_sql`), no second window to pair each visit with the next. `boundaries`: a
+    FROM item that already holds `status_boundaries_sql`'s rows, read instead of computing them;
+    `accumulators`: one that already holds `stay_accumulators_sql`'s rows (then `where` and
+    `boundaries` are not read).
     """
     parts = []
     for s in STAY_STATUSES:
@@ -206,20 +245,10 @@ def stay_totals_sql(where: str = "true", boundaries: str | None = None) -> str:
             f"CASE WHEN {s}_left > 0 AND NOT (first_status = '{s}' AND first_u IS NULL) "
             f"THEN {s}_u - {open_} coalesce(last_u, 0) ELSE 0 END END AS {s}_uncertainty_ms"
         )
-    sums = ", ".join(
-        f"sum(CASE WHEN from_status = '{s}' THEN at_us WHEN status = '{s}' THEN -at_us END) AS {s}_net, "
-        f"count(*) FILTER (WHERE from_status = '{s}') AS {s}_left, "
-        f"sum(uncertainty_ms) FILTER (WHERE from_status = '{s}' OR status = '{s}') AS {s}_u"
-        for s in STAY_STATUSES
-    )
     ended = f"last_status IN ({_TERMINAL}) AND first_status NOT IN ({_TERMINAL}) AND first_u IS NOT NULL"
+    source = accumulators or f"({stay_accumulators_sql(boundaries or f'({status_boundaries_sql(where)})')})"
     return f"""
         SELECT run_id, {", ".join(parts)},
                CASE WHEN {ended} THEN (last_at - first_at) / 1000.0 END AS end_to_end_ms,
                CASE WHEN {ended} THEN first_u + last_u END AS end_to_end_uncertainty_ms
-        -- arg_min/arg_max skip NULLs: -1 keeps an unknown uncertainty (never negative) in place
-        FROM (SELECT run_id, arg_min(status, n) AS first_status, arg_min(at_us, n) AS first_at,
-                     nullif(arg_min(coalesce(uncertainty_ms, -1), n), -1) AS first_u,
-                     arg_max(status, n) AS last_status, arg_max(at_us, n) AS last_at,
-                     nullif(arg_max(coalesce(uncertainty_ms, -1), n), -1) AS last_u, {sums}
-              FROM {boundaries or f"({status_boundaries_sql(where)})"} GROUP BY run_id)"""
+        FROM {source}"""

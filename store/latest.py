@@ -40,11 +40,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-ORDER_KEY = (
-    "(coalesce(epoch_us(observed_at), 4503599627370496)::HUGEINT * 18889465931478580854784"
-    " + coalesce(epoch_us(request_started_at), 4503599627370495)::HUGEINT * 4194304"
-    " + coalesce(seq, 4194303))"
-)
+
+def order_key(alias: str = "") -> str:
+    """ORDER_KEY over the columns of table alias `alias` (none: unqualified)."""
+    q = f"{alias}." if alias else ""
+    return (
+        f"(coalesce(epoch_us({q}observed_at), 4503599627370496)::HUGEINT * 18889465931478580854784"
+        f" + coalesce(epoch_us({q}request_started_at), 4503599627370495)::HUGEINT * 4194304"
+        f" + coalesce({q}seq, 4194303))"
+    )
+
+
+ORDER_KEY = order_key()
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,9 @@ class Fact:
 
     kind: str  # latest | known | usage | aggregate (expr is then the aggregate itself)
     expr: str
+    merge: str = (
+        ""  # for an aggregate: how its value over earlier snapshots, {old}, and over later ones, {new}, combine
+    )
 
     def aggregate(self) -> str:
         """The DuckDB aggregate over one object's keyed snapshots (`k` is ORDER_KEY)."""
@@ -61,6 +71,17 @@ class Fact:
             "known": f"arg_max({self.expr}, k)",  # arg_max skips NULL values
             "usage": f"arg_max_null({self.expr}, k) FILTER (WHERE has_usage)",
             "aggregate": self.expr,
+        }[self.kind]
+
+    def merged(self, old: str, new: str, new_with_usage: str) -> str:
+        """The fact over all of an object's snapshots, from its value over the earlier ones (`old`,
+        NULL when there were none) and over later ones (`new`; `new_with_usage`: whether any of
+        those carried usage). store/derived.py keeps each run's facts this way, batch by batch."""
+        return {
+            "latest": new,
+            "known": f"coalesce({new}, {old})",
+            "usage": f"CASE WHEN coalesce({new_with_usage}, false) THEN {new} ELSE {old} END",
+            "aggregate": self.merge.format(old=old, new=new),
         }[self.kind]
 
 
@@ -85,16 +106,16 @@ def usage_facts(columns: Iterable[str]) -> dict[str, Fact]:
     snapshot), and `with_usage`: whether any snapshot carried usage."""
     return {
         **{column: latest_with_usage(column) for column in columns},
-        "with_usage": Fact("aggregate", "bool_or(has_usage)"),
+        "with_usage": Fact("aggregate", "bool_or(has_usage)", "coalesce({old}, false) OR {new}"),
     }
 
 
 TOKENS = ("prompt_tokens", "completion_tokens", "total_tokens")
 RESPONSE_TOKENS = ("input_tokens", "output_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
 _OBSERVED = {
-    "first_observed_at": Fact("aggregate", "min(observed_at)"),
-    "last_observed_at": Fact("aggregate", "max(observed_at)"),
-    "snapshots": Fact("aggregate", "count(*)"),
+    "first_observed_at": Fact("aggregate", "min(observed_at)", "least({old}, {new})"),
+    "last_observed_at": Fact("aggregate", "max(observed_at)", "greatest({old}, {new})"),
+    "snapshots": Fact("aggregate", "count(*)", "coalesce({old}, 0) + {new}"),
     "last_exchange_id": latest("exchange_id"),
 }
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 import duckdb
 
 from runtap.errors import RuntapError
+from runtap.store.derived import DERIVED
 from runtap.store.export import MANIFEST
 from runtap.store.reader import LOCK_RETRY_SECONDS, open_store, retry_on_lock
 from runtap.store.schema import SCHEMA_VERSION, TABLES, VIEWS
@@ -110,7 +111,8 @@ def _attach(con: duckdb.DuckDBPyConnection, path: str, alias: str, timeout: floa
     }
     if "runtap_meta" not in tables or "exchanges" not in tables:
         raise RuntapError(f"{path} is a DuckDB file but not a runtap store")
-    return {t: f'SELECT * FROM {alias}.main."{t}"' for t in sorted(tables - {"runtap_meta"})}
+    # Derived tables are per store: over several, the views compute them from the snapshots.
+    return {t: f'SELECT * FROM {alias}.main."{t}"' for t in sorted(tables - {"runtap_meta", *DERIVED})}
 
 
 def _export_tables(path: str) -> dict[str, str]:

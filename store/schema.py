@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from runtap.store.derived import BOUNDARIES, derived_ddl
 from runtap.store.intervals import run_status_intervals_sql
 from runtap.store.latest import (
     RESPONSE_FACTS,
@@ -354,6 +355,11 @@ VIEWS["response_function_calls"] = f"""
 """
 
 
+# In a store file, `run_status_intervals` reads the boundaries its writer keeps (store/derived.py);
+# VIEWS' definition (several stores read as one) computes them from the snapshots.
+_STORED_VIEWS = {"run_status_intervals": run_status_intervals_sql(boundaries=BOUNDARIES)}
+
+
 def table_ddl(name: str) -> str:
     """Return the CREATE TABLE IF NOT EXISTS statement for one table."""
     cols = ",\n    ".join(f"{col} {typ}" for col, typ in TABLES[name])
@@ -362,8 +368,8 @@ def table_ddl(name: str) -> str:
 
 def all_ddl() -> list[str]:
     """Return every statement that creates the store: tables, then views, then the version mark."""
-    statements = [table_ddl(name) for name in TABLES]
-    statements += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in VIEWS.items()]
+    statements = [table_ddl(name) for name in TABLES] + derived_ddl()
+    statements += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in {**VIEWS, **_STORED_VIEWS}.items()]
     statements.append("CREATE TABLE IF NOT EXISTS runtap_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
     statements.append(f"INSERT OR REPLACE INTO runtap_meta VALUES ('schema_version', '{SCHEMA_VERSION}')")
     return statements

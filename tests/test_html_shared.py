@@ -3,6 +3,9 @@ page equals the same report computed alone, with and without filters, on a real 
 
 from __future__ import annotations
 
+import shutil
+
+import duckdb
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -11,15 +14,31 @@ from runtap.analysis.facts import restrict, share_run_facts, share_stay_totals
 from runtap.analysis.html import PAGE_FACTS
 from runtap.analysis.loader import prepare
 from runtap.analysis.registry import build_report, load_inputs
+from runtap.store import derived
 from runtap.store.intervals import stay_totals_sql
 from runtap.store.multi import open_sources
 
 
+@pytest.fixture(scope="module")
+def computed(recording, tmp_path_factory) -> str:
+    """A copy of the recording whose derived tables do not count (their cover mark removed), so
+    every reader computes from the snapshots, as over several stores."""
+    *_, db = recording
+    copy = str(tmp_path_factory.mktemp("computed") / "store.duckdb")
+    shutil.copy(db, copy)
+    con = duckdb.connect(copy)
+    con.execute("DELETE FROM runtap_meta WHERE key = ?", [derived.COVER_KEY])
+    assert not derived.current(con)
+    con.close()
+    return copy
+
+
+@pytest.mark.parametrize("source", ["stored", "computed"])
 @pytest.mark.parametrize(
     "filters", [Filters(), Filters(models=("gpt-4o",)), Filters(models=("gpt-4o-mini", "o3-mini"))]
 )
-def test_reports_from_the_shared_reductions_equal_each_report_alone(recording, filters):
-    *_, db = recording
+def test_reports_from_the_shared_reductions_equal_each_report_alone(recording, computed, source, filters):
+    db = recording[-1] if source == "stored" else computed
     with open_sources(db) as con:
         prepare(con)
         share_run_facts(con, PAGE_FACTS, filters)
@@ -31,6 +50,21 @@ def test_reports_from_the_shared_reductions_equal_each_report_alone(recording, f
         assert alone.main.height > 0, name
         for section, frame in alone.sections.items():
             assert_frame_equal(page.sections[section], frame, check_exact=False), (name, section)
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters(models=("gpt-4o",)), Filters(threads=("none",))])
+def test_reports_from_the_stored_tables_equal_those_from_the_snapshots(recording, computed, filters):
+    """What the writer keeps (store/derived.py) gives every report exactly what computing from
+    every snapshot gives."""
+    with duckdb.connect(computed, read_only=True) as con:
+        assert not derived.current(con)
+    with duckdb.connect(recording[-1], read_only=True) as con:
+        assert derived.current(con)
+    for name in REPORTS:
+        stored, scratch = run_report(recording[-1], name, filters), run_report(computed, name, filters)
+        assert list(stored.sections) == list(scratch.sections)
+        for section, frame in scratch.sections.items():
+            assert_frame_equal(stored.sections[section], frame, check_exact=False), (name, section)
 
 
 @pytest.mark.parametrize("filters", [Filters(), Filters(models=("gpt-4o",))])
