@@ -218,10 +218,10 @@ class Recorder:
         """Journal one exchange; its ticket for `JournalWriter.synced` (0: not journaled)."""
         if self.journal is None:
             return 0
-        request = flow.request
-        if request.raw_content is None and isinstance(request.stream, StreamTap):
-            request.raw_content = b"".join(chunk for _, chunk in request.stream.chunks)  # streamed on
         try:
+            request = flow.request
+            if request.raw_content is None and isinstance(request.stream, StreamTap):
+                request.raw_content = b"".join(chunk for _, chunk in request.stream.chunks)  # streamed on
             return self.journal.append((FLOW, *flow_record(flow, chunks, self._redact)))
         except Exception as exc:  # never raise into mitmproxy
             log.error("runtap: could not record flow %s: %s", flow.id, exc)
