@@ -56,6 +56,8 @@ class _ProxyAddon(Recorder):
     instructions per request per addon (benchmarks/README.md).
     """
 
+    stream_requests = True  # the addons kept here do nothing to a runs or Responses request in `request`
+
     def __init__(self, line: str) -> None:
         super().__init__()
         self.line = line

@@ -58,7 +58,16 @@ _REOPEN = {"runtap_db", "runtap_redact", "runtap_fsync", "runtap_journal_limit",
 
 
 class Recorder:
-    """mitmproxy addon that taps runs and Responses routes and records them into a runtap store."""
+    """mitmproxy addon that taps runs and Responses routes and records them into a runtap store.
+
+    `stream_requests`: send a recorded route's request on upstream as it arrives instead of
+    after the `request` hook (mitmproxy's `flow.request.stream`), so that hook's round trip is
+    not on the way to the first SSE event (benchmarks/README.md). Only where no other addon can
+    need to change the request in its `request` hook: `runtap proxy` sets it; in plain
+    mitmdump, `--modify-headers`, map rules or a user's script may.
+    """
+
+    stream_requests = False
 
     def __init__(self) -> None:
         self.journal: JournalWriter | None = None
@@ -144,6 +153,8 @@ class Recorder:
     # --- hooks: one-liners on the event loop ---------------------------------------------
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         """An exchange starts: it is in flight until its response or error."""
+        if self.stream_requests and _is_recorded_route(flow.request.method, flow.request.path):
+            flow.request.stream = StreamTap()  # its body goes on before the `request` hook; kept for the record
         self.drain.requestheaders(flow)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -208,6 +219,9 @@ class Recorder:
         if self.journal is None:
             return 0
         try:
+            request = flow.request
+            if request.raw_content is None and isinstance(request.stream, StreamTap):
+                request.raw_content = b"".join(chunk for _, chunk in request.stream.chunks)  # streamed on
             return self.journal.append((FLOW, *flow_record(flow, chunks, self._redact)))
         except Exception as exc:  # never raise into mitmproxy
             log.error("runtap: could not record flow %s: %s", flow.id, exc)

@@ -32,6 +32,7 @@ def run_event(status: str, **extra) -> dict:
 
 
 GATES = web.AppKey("gates", dict)
+HEADS = web.AppKey("heads", dict)
 
 
 async def paused_stream(request: web.Request) -> web.StreamResponse:
@@ -111,9 +112,17 @@ async def gzipped_run(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
 
 
+async def echo_after_head(request: web.Request) -> web.Response:
+    """Note that the request's head arrived (`ScriptedUpstream.saw_head`), then read its body."""
+    request.app[HEADS].setdefault(request.query["head"], threading.Event()).set()
+    body = await request.read()
+    return web.json_response(run_event("queued", metadata={"body_bytes": str(len(body))}))
+
+
 def _app() -> web.Application:
     app = web.Application()
     app[GATES] = {}
+    app[HEADS] = {}
     base = "/v1/threads/thread_scripted1/runs"
     app.router.add_post(base, paused_stream)
     app.router.add_get(base + "/run_endless", endless_stream)
@@ -121,6 +130,7 @@ def _app() -> web.Application:
     app.router.add_get(base + "/run_error", server_error)
     app.router.add_get(base + "/run_notjson", not_json)
     app.router.add_get(base + "/run_gzip", gzipped_run)
+    app.router.add_post(base + "/run_scripted1/submit_tool_outputs", echo_after_head)
     app.router.add_get("/v1/models", not_json)  # a route runtap does not record
     return app
 
@@ -156,6 +166,10 @@ class ScriptedUpstream:
                 gate.set()
 
         self.loop.call_soon_threadsafe(open_)
+
+    def saw_head(self, name: str, timeout: float) -> bool:
+        """Wait until a `?head=NAME` request's head has reached the upstream (False: timed out)."""
+        return self._runner.app[HEADS].setdefault(name, threading.Event()).wait(timeout)
 
     def gate_timed_out(self, name: str) -> bool:
         """True when a `?gate=NAME` stream gave up waiting for its gate."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import duckdb
@@ -46,6 +47,7 @@ def recorded(upstream, tmp_path_factory):
         with pytest.raises(httpx.HTTPError), client.stream("GET", RUNS + "/run_truncated") as resp:
             for _ in resp.iter_lines():
                 pass
+        seen["split"] = _split_request(proxy, upstream)
         seen["error_status"] = client.get(RUNS + "/run_error").status_code
         seen["rate_limited_status"] = client.get(RUNS + "/run_error", params={"status": 429}).status_code
         seen["notjson"] = client.get(RUNS + "/run_notjson").text
@@ -59,6 +61,29 @@ def recorded(upstream, tmp_path_factory):
     con = duckdb.connect(db, read_only=True)
     yield con, seen, db
     con.close()
+
+
+SPLIT_BODY = json.dumps({"tool_outputs": [{"tool_call_id": "call_1", "output": "x" * 5000}]}).encode()
+
+
+def _split_request(proxy, upstream) -> tuple[bool, bytes]:
+    """POST a recorded route's body in two halves; whether the upstream had the head before the
+    second half was sent, and the response."""
+    host, port = proxy.url.removeprefix("http://").split(":")
+    head = (
+        f"POST {RUNS}/run_scripted1/submit_tool_outputs?head=split HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Bearer {SECRET}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(SPLIT_BODY)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    half = len(SPLIT_BODY) // 2
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head + SPLIT_BODY[:half])
+        early = upstream.saw_head("split", 5)
+        sock.sendall(SPLIT_BODY[half:])
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    return early, response
 
 
 def _exchange(con, path_suffix: str, nth: int = 0):
@@ -145,6 +170,17 @@ def test_other_routes_pass_through_unrecorded(recorded):
     con, seen, _ = recorded
     assert seen["unrecorded"] == 200
     assert con.execute("SELECT count(*) FROM exchanges WHERE path LIKE '%/models'").fetchone()[0] == 0
+
+
+def test_a_recorded_request_goes_upstream_as_it_arrives_and_is_recorded_whole(recorded):
+    con, seen, _ = recorded
+    early, response = seen["split"]
+    # runtap proxy streams a recorded route's request on: the upstream had its head while the
+    # client was still sending the body (mitmproxy would otherwise wait for the whole body).
+    assert early
+    assert response.startswith(b"HTTP/1.1 200") and f'"body_bytes": "{len(SPLIT_BODY)}"'.encode() in response
+    ((body,),) = con.execute("SELECT request_body FROM exchanges WHERE path LIKE '%/submit_tool_outputs%'").fetchall()
+    assert body.encode() == SPLIT_BODY
 
 
 def test_proxy_survives_faults_and_exits_cleanly(recorded):
