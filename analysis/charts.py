@@ -120,7 +120,9 @@ def tokens_over_time(daily_usage: pl.DataFrame, prices: pl.DataFrame) -> str | N
     days = daily["day"].unique().sort().to_list()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
     base = [0] * len(days)
-    for model, frame in daily.partition_by("model", as_dict=True).items():
+    # One stack order and colour per model whatever order DuckDB grouped the rows in.
+    parts = daily.partition_by("model", as_dict=True)
+    for model, frame in sorted(parts.items(), key=lambda item: (item[0][0] is None, str(item[0][0]))):
         by_day = dict(zip(frame["day"], frame["total_tokens"], strict=True))
         values = [by_day.get(d, 0) for d in days]
         top.bar(days, values, bottom=base, label=str(model[0]), width=0.8)
@@ -166,7 +168,8 @@ def transition_diagram(transition_counts: pl.DataFrame, title: str = "Run status
         positions[status] = (3.2, 1.4 - 0.6 * i)  # unknown statuses get their own column
     top = max(transition_counts["count"])
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for row in transition_counts.iter_rows(named=True):
+    # Drawn in a fixed order (the SVG is the same for the same counts, whatever the rows' order).
+    for row in transition_counts.sort("from_status", "to_status", nulls_last=True).iter_rows(named=True):
         start, end = positions[row["from_status"]], positions[row["to_status"]]
         ax.annotate(
             "",
@@ -183,7 +186,7 @@ def transition_diagram(transition_counts: pl.DataFrame, title: str = "Run status
         )
         mid = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.08)
         ax.text(*mid, f"{row['count']:,}", ha="center", fontsize=8, color="#223")
-    for status in statuses:
+    for status in sorted(statuses, key=str):
         ax.text(
             *positions[status],
             status,
