@@ -116,8 +116,9 @@ def load_duration_stats(con, filters: Filters, *, by_assistant: bool = False) ->
     (created -> started), api_execution_ms (started -> ended), api_end_to_end_ms; polls_per_run
     (getRun exchanges).
     """
-    keys = "model, assistant_id" if by_assistant else "model"
-    cte, params = matching_runs(("model", "assistant_id", "created_at", "started_at", "ended_at"), filters, con)
+    keys = ("model", "assistant_id") if by_assistant else ("model",)
+    cte, params = matching_runs((*keys, "created_at", "started_at", "ended_at"), filters, con)
+    keys = ", ".join(keys)
     figures = [*STAY_STATUSES, "end_to_end"]
     observed = ", ".join(
         f"quantile_cont(r.{f}_ms, [0.5, 0.9]) AS {f}_ms, quantile_cont(r.{f}_uncertainty_ms, 0.5) AS {f}_uncertainty_ms"
@@ -146,11 +147,11 @@ def load_duration_stats(con, filters: Filters, *, by_assistant: bool = False) ->
     return _frame(con, sql, params)
 
 
-def _exchanges_in_scope(filters: Filters, api: str) -> tuple[str, str, dict]:
+def _exchanges_in_scope(con, filters: Filters, api: str) -> tuple[str, str, dict]:
     """(CTE, predicate over `exchanges`, params): the exchanges of one API ("runs" or "responses")
-    that `filters` keep."""
+    that `filters` keep (the runs from the page's shared facts, when `con` has them)."""
     if api == "runs":
-        cte, params = matching_runs((), filters)
+        cte, params = matching_runs((), filters, con)
         where, ex_params = filters.exchange_where("SELECT run_id FROM matching")
     else:
         cte, params = matching_responses((), filters)
@@ -158,13 +159,13 @@ def _exchanges_in_scope(filters: Filters, api: str) -> tuple[str, str, dict]:
     return cte, f"{where} AND {_API_EXCHANGES[api]}", params | ex_params
 
 
-def _timings(filters: Filters, api: str) -> tuple[str, dict]:
+def _timings(con, filters: Filters, api: str) -> tuple[str, dict]:
     """CTEs ending in `timings`: one row per exchange of `api` in scope: operation, failed (HTTP
     >= 400 or a transport error), streamed, duration_ms, ttfb_ms (headers), first_byte_ms and, for
     streams, first_event_ms and first_delta_ms (first `thread.message.delta` or
     `response.output_text.delta`), all from the request start.
     """
-    cte, where, params = _exchanges_in_scope(filters, api)
+    cte, where, params = _exchanges_in_scope(con, filters, api)
     sql = f"""{cte},
         firsts AS (
             SELECT exchange_id, min(received_at) AS first_event_at,
@@ -186,7 +187,7 @@ def load_operation_latency(con, filters: Filters, api: str = "runs") -> pl.LazyF
     """Per operation of `api`: requests (every exchange), failed, duration_ms [p50, p90, p99],
     max_ms, headers_p50_ms, first_byte_p50_ms, streams, first_event_p50_ms, first_delta_p50_ms.
     """
-    ctes, params = _timings(filters, api)
+    ctes, params = _timings(con, filters, api)
     sql = f"""WITH {ctes}
         SELECT operation, count(*) AS requests, count(*) FILTER (WHERE failed) AS failed,
                quantile_cont(duration_ms, [0.5, 0.9, 0.99]) AS duration_ms, max(duration_ms) AS max_ms,
@@ -199,14 +200,14 @@ def load_operation_latency(con, filters: Filters, api: str = "runs") -> pl.LazyF
 
 def load_exchange_timings(con, filters: Filters, api: str = "runs") -> pl.LazyFrame:
     """One row per exchange of `api` in scope (see `_timings`): what the HTML latency chart draws."""
-    ctes, params = _timings(filters, api)
+    ctes, params = _timings(con, filters, api)
     return _frame(con, f"WITH {ctes} SELECT * FROM timings", params)
 
 
 def load_overview(con, filters: Filters, api: str = "runs") -> pl.LazyFrame:
     """One row over the exchanges of `api`: exchanges, threads (runs) or conversations
     (responses), http_errors, first_seen_at, last_seen_at."""
-    cte, where, params = _exchanges_in_scope(filters, api)
+    cte, where, params = _exchanges_in_scope(con, filters, api)
     sessions = (
         "count(DISTINCT thread_id) AS threads" if api == "runs" else "count(DISTINCT conversation_id) AS conversations"
     )

@@ -54,7 +54,7 @@ def measure(db: str) -> dict[str, list[float]]:
     """One page in this (fresh) process: {phase: [wall s, CPU s]}, imports first."""
     clock = Clock()
     start, cpu = time.perf_counter(), time.process_time()
-    from runtap.analysis import html, registry  # noqa: PLC0415 (the imports are a phase)
+    from runtap.analysis import html, registry
 
     clock.add("imports", time.perf_counter() - start, time.process_time() - cpu)
     for name, loader in list(registry._LOADERS.items()):
