@@ -63,7 +63,7 @@ def measure(db: str) -> dict[str, list[float]]:
         ("prepare", "open, prepare"),
         ("is_empty", "open, prepare"),
         ("share_run_facts", "runs' facts, shared"),
-        ("share_stay_totals", "stays, shared (lead)"),
+        ("share_stay_totals", "stays, shared"),
         ("load_timelines", "timelines"),
         ("render_html", "render"),
     ):

@@ -7,8 +7,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from runtap.analysis import REPORTS, Filters, facts, run_report
-from runtap.analysis.facts import restrict, share_run_facts, share_stay_totals
-from runtap.analysis.html import PAGE_FACTS, load_timelines, page_inputs, report_specs
+from runtap.analysis.facts import restrict
+from runtap.analysis.html import load_timelines, page_inputs, report_specs, share_reductions
 from runtap.analysis.loader import prepare
 from runtap.analysis.registry import build_report, load_inputs
 from runtap.store.intervals import stay_totals_sql
@@ -22,8 +22,7 @@ def test_reports_from_the_shared_reductions_equal_each_report_alone(recording, f
     *_, db = recording
     with open_sources(db) as con:
         prepare(con)
-        share_run_facts(con, PAGE_FACTS, filters)
-        share_stay_totals(con, filters)
+        share_reductions(con, filters)
         shared = {name: build_report(spec, load_inputs(con, spec.inputs, filters)) for name, spec in REPORTS.items()}
     for name, page in shared.items():
         alone = run_report(db, name, filters)
@@ -49,8 +48,7 @@ def test_every_input_on_the_page_reads_the_shared_run_facts(recording, monkeypat
     *_, db = recording
     with open_sources(db) as con:
         prepare(con)
-        share_run_facts(con, PAGE_FACTS, filters)
-        share_stay_totals(con, filters)
+        share_reductions(con, filters)
 
         def reduce_again(*args):
             raise AssertionError(f"an input reduced the runs again: {args}")
