@@ -197,9 +197,10 @@ def test_requires_action_time_sums_closed_spells_only(tmp_path):
 
 def test_only_exchanges_recorded_as_streamed_have_sse_events(recording):
     # The latency input joins SSE events only to exchanges not recorded as `streamed = false`.
-    con, *_ = recording
-    streamed, other = con.sql("""
-        SELECT count(*) FILTER (WHERE e.streamed), count(*) FILTER (WHERE e.streamed IS NOT true)
-        FROM sse_events s JOIN exchanges e USING (exchange_id)""").fetchall()[0]
+    *_, db = recording
+    with open_store(db) as con:  # its own connection: the fixture's may hold another test's result
+        streamed, other = con.sql("""
+            SELECT count(*) FILTER (WHERE e.streamed), count(*) FILTER (WHERE e.streamed IS NOT true)
+            FROM sse_events s JOIN exchanges e USING (exchange_id)""").fetchall()[0]
     assert streamed > 0
     assert other == 0
