@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 
 import matplotlib
-
-matplotlib.use("Agg")  # no display; must precede pyplot
-import matplotlib.pyplot as plt
 import polars as pl
+from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "figure.dpi": 96})
+# Figures are made with `Figure`, not pyplot: no display, no global figure list, and the page's
+# imports 0.25 s of CPU lighter (pyplot pulls in every backend's machinery).
+matplotlib.rcParams.update({"svg.fonttype": "none", "font.size": 9, "figure.dpi": 96})
 
 # Where each known status sits in the transition diagram (x: life-cycle stage, y: lane).
 _POSITIONS = {
@@ -27,10 +27,15 @@ _POSITIONS = {
 }
 
 
+def _figure(*grid: int, figsize: tuple[float, float], **options):
+    """A new figure and its axes (`Figure.subplots`' arguments)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **options)
+
+
 def _svg(fig) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")
-    plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg") :]
 
@@ -52,7 +57,7 @@ def latency_percentiles(latency: pl.DataFrame) -> str | None:
     p50, p90, p99, top = (
         [max(floor, v or floor) for v in timed[c].to_list()] for c in ("p50_ms", "p90_ms", "p99_ms", "max_ms")
     )
-    fig, ax = plt.subplots(figsize=(8, 0.6 + 0.32 * timed.height))
+    fig, ax = _figure(figsize=(8, 0.6 + 0.32 * timed.height))
     ax.hlines(list(rows), p90, p99, color="#4a6fa5", lw=1)
     ax.barh(list(rows), [b - a for a, b in zip(p50, p90, strict=True)], left=p50, height=0.5, color="#9fb6d9")
     ax.plot(p50, list(rows), "|", color="#223", markersize=12)
@@ -89,7 +94,7 @@ def status_time_per_model(status_time: pl.DataFrame) -> str | None:
         for m, n in zip(status_time["model"], status_time["runs"], strict=True)
     ]
     rows = list(range(len(models)))
-    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.4 * len(models)))
+    fig, ax = _figure(figsize=(8, 0.9 + 0.4 * len(models)))
     left = [0.0] * len(models)
     for status, colour in statuses:
         values = status_time[f"{status}_mean_ms"].to_list()
@@ -118,9 +123,11 @@ def tokens_over_time(daily_usage: pl.DataFrame, prices: pl.DataFrame) -> str | N
         return None
     daily = daily.with_columns(pl.col("day").dt.strftime("%Y-%m-%d"))  # categorical axis: one slot per day
     days = daily["day"].unique().sort().to_list()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+    fig, (top, bottom) = _figure(2, 1, figsize=(8, 5), sharex=True)
     base = [0] * len(days)
-    for model, frame in daily.partition_by("model", as_dict=True).items():
+    # One stack order and colour per model whatever order DuckDB grouped the rows in.
+    parts = daily.partition_by("model", as_dict=True)
+    for model, frame in sorted(parts.items(), key=lambda item: (item[0][0] is None, str(item[0][0]))):
         by_day = dict(zip(frame["day"], frame["total_tokens"], strict=True))
         values = [by_day.get(d, 0) for d in days]
         top.bar(days, values, bottom=base, label=str(model[0]), width=0.8)
@@ -142,7 +149,7 @@ def apis_per_model(by_api: pl.DataFrame) -> str | None:
         return None
     models = [str(m) for m in by_api["model"]]
     rows = range(len(models))
-    fig, axes = plt.subplots(1, 2, figsize=(8, 0.8 + 0.5 * len(models)), sharey=True)
+    fig, axes = _figure(1, 2, figsize=(8, 0.8 + 0.5 * len(models)), sharey=True)
     for ax, (figure, label) in zip(axes, (("total_tokens", "total tokens"), ("cost_usd", "cost (USD)")), strict=True):
         for offset, (api, color) in ((-0.2, ("run", "#4a6fa5")), (0.2, ("response", "#d08c2e"))):
             values = [v or 0 for v in by_api[f"{api}_{figure}"].to_list()]
@@ -165,8 +172,9 @@ def transition_diagram(transition_counts: pl.DataFrame, title: str = "Run status
     for i, status in enumerate(sorted(s for s in statuses if s not in positions)):
         positions[status] = (3.2, 1.4 - 0.6 * i)  # unknown statuses get their own column
     top = max(transition_counts["count"])
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for row in transition_counts.iter_rows(named=True):
+    fig, ax = _figure(figsize=(8, 4.5))
+    # Drawn in a fixed order (the SVG is the same for the same counts, whatever the rows' order).
+    for row in transition_counts.sort("from_status", "to_status", nulls_last=True).iter_rows(named=True):
         start, end = positions[row["from_status"]], positions[row["to_status"]]
         ax.annotate(
             "",
@@ -183,7 +191,7 @@ def transition_diagram(transition_counts: pl.DataFrame, title: str = "Run status
         )
         mid = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.08)
         ax.text(*mid, f"{row['count']:,}", ha="center", fontsize=8, color="#223")
-    for status in statuses:
+    for status in sorted(statuses, key=str):
         ax.text(
             *positions[status],
             status,

@@ -110,8 +110,10 @@ def load_slowest(con: duckdb.DuckDBPyConnection, filters: Filters, limit: int) -
     creation to their end after them, newest first), with their model and end_to_end_ms, and how
     many runs there are in all."""
     cte, params = matching_runs(("model", "status", "first_observed_at"), filters, con)
+    # The total counted apart: a window count over every run kept them all for the sort (0.2 s
+    # of CPU on 1M runs) where the LIMIT alone keeps the top few.
     sql = f"""WITH {cte}
-        SELECT run_id, m.model, m.status, r.end_to_end_ms, count(*) OVER () AS total
+        SELECT run_id, m.model, m.status, r.end_to_end_ms, (SELECT count(*) FROM matching) AS total
         FROM matching m LEFT JOIN {stay_totals(con, filters)} r USING (run_id)
         ORDER BY r.end_to_end_ms DESC NULLS LAST, m.first_observed_at DESC, run_id LIMIT {int(limit)}"""
     frame = con.sql(sql, params=params or None).pl()

@@ -193,3 +193,14 @@ def test_requires_action_time_sums_closed_spells_only(tmp_path):
     # Polls bracket each change, the estimate is the middle: requires_action from 1 to 4 s and from
     # 6.5 to 8.5 s; the stay open from 10.5 s and run_waiting's (it never left): not counted.
     assert (row["runs"], row["requires_action_p50_ms"]) == (2, 5000.0)
+
+
+def test_only_exchanges_recorded_as_streamed_have_sse_events(recording):
+    # The latency input joins SSE events only to exchanges not recorded as `streamed = false`.
+    *_, db = recording
+    with open_store(db) as con:  # its own connection: the fixture's may hold another test's result
+        streamed, other = con.sql("""
+            SELECT count(*) FILTER (WHERE e.streamed), count(*) FILTER (WHERE e.streamed IS NOT true)
+            FROM sse_events s JOIN exchanges e USING (exchange_id)""").fetchall()[0]
+    assert streamed > 0
+    assert other == 0
