@@ -52,7 +52,10 @@ def timeline(bars: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
         _origin=origin,
         _lane=pl.col("lane").replace_strict(LANES, range(len(LANES)), return_dtype=pl.Int8),
     )
-    ordered = placed.sort(["_origin", "run_id", "_lane", "start_at", "visit"], nulls_last=True)
+    # tool_call_id and exchange_id break ties (two tool calls asked at once start together), so
+    # the same bars always come in the same order.
+    order = ["_origin", "run_id", "_lane", "start_at", "visit", "tool_call_id", "exchange_id"]
+    ordered = placed.sort(order, nulls_last=True)
     return {"timeline": ordered.select(COLUMNS)}
 
 
