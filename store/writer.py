@@ -28,7 +28,8 @@ So defaults it is: ~25 ms per batch whatever its size. Hence a backlog (after a 
 ingest outpacing the writer) drains in batches of up to 10 x batch_rows: 50,000 run snapshots
 with 1 KB raw JSON went in at ~21,000 rows/s (6,700 rows/s with 500-row batches) at load ~4.
 Each batch with run snapshots also extends the derived tables (store/derived.py) in its
-transaction: ~0.1 s more per batch on a 1M-run store, a few ms on a small one.
+transaction: ~75 ms more per batch whatever its size (DuckDB planning a dozen statements), ~130 ms
+on the 1M-run benchmark store (measured at load 1, batches of 300 snapshots).
 Logs (logger "runtap.store") carry counts and errors only, never row contents.
 """
 
