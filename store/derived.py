@@ -128,8 +128,9 @@ _NEW_STATE = "runtap_new_state"
 
 def _tails_sql(snapshots: str) -> str:
     """Per run of FROM item `snapshots`: its last observation with a status."""
-    return f"""SELECT run_id, arg_max(status, k) AS tail_status, arg_max(observed_at, k) AS tail_observed_at,
-            arg_max(request_started_at, k) AS tail_request_started_at, arg_max(seq, k) AS tail_seq,
+    # arg_max_null: the last observation's fields as they are, NULLs included (its key is theirs)
+    return f"""SELECT run_id, arg_max_null(status, k) AS tail_status, arg_max_null(observed_at, k) AS tail_observed_at,
+            arg_max_null(request_started_at, k) AS tail_request_started_at, arg_max_null(seq, k) AS tail_seq,
             count(*) AS tail_n
         FROM {keyed(snapshots, "run_id IS NOT NULL AND status IS NOT NULL")} GROUP BY run_id"""
 
@@ -241,7 +242,8 @@ def _merged_sql(on_time: str) -> str:
             for c in (f"{s}_net", f"{s}_left", f"{s}_u")
         ],
     ]
-    tail = [f"coalesce(t.{c}, o.{c}) AS {c}" for c, _ in _TAIL if c != "tail_n"]
+    moved = "t.run_id IS NOT NULL"  # the batch observed a status of the run (its seq may be NULL)
+    tail = [f"CASE WHEN {moved} THEN t.{c} ELSE o.{c} END AS {c}" for c, _ in _TAIL if c != "tail_n"]
     tail.append("nullif(coalesce(o.tail_n, 0) + coalesce(t.tail_n, 0), 0) AS tail_n")  # NULL: no status seen yet
     batch = f"(SELECT * FROM {_BATCH} WHERE {on_time})"
     return f"""SELECT f.run_id, {", ".join(facts)}, {", ".join(accumulators)}, {", ".join(tail)},
