@@ -127,7 +127,7 @@ def status_boundaries_sql(where: str = "true", observations: str | None = None, 
     from_status, evidence, lo_us and hi_us (where the visit began: (lo, hi], epoch microseconds),
     at_us (the estimate) and uncertainty_ms.
 
-    `observations`: a FROM item to read instead of every run snapshot (store/boundaries.py, which
+    `observations`: a FROM item to read instead of every run snapshot (store/derived.py, which
     continues runs already seen): OBSERVATION_COLUMNS plus `tail` (the run's last observation
     already accounted for: it gives the next change its previous status and time, and no row)
     and `n_base` (the run's count of observations before the first one read, minus the tail);
