@@ -102,8 +102,8 @@ def share_stay_totals(con: duckdb.DuckDBPyConnection, filters: Filters) -> None:
 
 def transitions_of(con: duckdb.DuckDBPyConnection, filters: Filters) -> str:
     """A FROM item of the transitions (from_status, to_status) of the runs in the CTE `matching`:
-    from the shared boundaries when `share_stay_totals` made them (a visit that has a from_status
-    is a transition), else store.latest.status_changes."""
+    the visits that have a from_status, from the shared boundaries when `share_stay_totals` made
+    them, else from store.derived.boundaries_source (the store's table, or computed)."""
     shared = _shared_columns(con, SHARED_BOUNDARIES) is not None
     boundaries = SHARED_BOUNDARIES if shared else derived.boundaries_source(con, restrict(filters))
     return f"(SELECT from_status, status AS to_status FROM {boundaries} WHERE from_status IS NOT NULL)"

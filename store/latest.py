@@ -60,9 +60,8 @@ class Fact:
 
     kind: str  # latest | known | usage | aggregate (expr is then the aggregate itself)
     expr: str
-    merge: str = (
-        ""  # for an aggregate: how its value over earlier snapshots, {old}, and over later ones, {new}, combine
-    )
+    # For an aggregate: how its value over earlier snapshots, {old}, and over later ones, {new}, combine.
+    merge: str = ""
 
     def aggregate(self) -> str:
         """The DuckDB aggregate over one object's keyed snapshots (`k` is ORDER_KEY)."""
