@@ -22,6 +22,7 @@ from runtap.analysis.facts import matching_runs, stay_totals
 from runtap.analysis.filters import Filters
 from runtap.store.derived import boundaries_source
 from runtap.store.intervals import STAY_STATUSES, run_status_intervals_sql
+from runtap.store.latest import RUN_FACTS, per_object
 
 # The runs a timeline is asked for: a relation of run_id with parameter $id.
 RUN_CHOICE = """SELECT DISTINCT run_id FROM (
@@ -63,9 +64,7 @@ def _bars_sql(con: duckdb.DuckDBPyConnection, chosen: str) -> str:
                   ON w.run_id = a.run_id AND w.tool_call_id = a.tool_call_id
                  AND w.submitted_at >= coalesce(a.asked_at, a.first_seen)
                 GROUP BY ALL)
-        ), threads AS (
-            SELECT run_id, arg_max(thread_id, observed_at) AS thread_id FROM run_snapshots
-            WHERE {where} AND thread_id IS NOT NULL GROUP BY run_id
+        ), threads AS ({per_object("run_snapshots", "run_id", RUN_FACTS, ["thread_id"], where)}
         )
         SELECT b.*, coalesce(t.thread_id, b.request_thread_id) AS thread_id FROM (
             SELECT run_id, 'status' AS lane, status AS name, entered_at AS start_at, left_at AS end_at,
