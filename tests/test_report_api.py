@@ -247,12 +247,12 @@ def test_html_shows_runs_and_responses_per_model_next_to_each_other(stores, tmp_
         "response_cost_usd",
     ]
     # comparison, latency, tokens per day, run and response transitions, run time per status and model
-    assert page.count("<svg") == 6
+    assert page.count("<figure><svg") == 6
     assert "Response status transitions" in page and "createResponse" in page and "max_output_tokens" in page
     assert not re.search(r"<script[^>]*src=", page) and not re.search(r'(src|href)="(https?:)?//', page)
     runs_only = tmp_path / "runs.html"
     assert invoke("html", "--db", stores["runs"], "--out", str(runs_only)).exit_code == 0
-    assert runs_only.read_text().count("<svg") == 4 and "createResponse" not in runs_only.read_text()
+    assert runs_only.read_text().count("<figure><svg") == 4 and "createResponse" not in runs_only.read_text()
     threads = tmp_path / "thread.html"  # --thread selects runs: the page is about runs only
     assert invoke("html", "--db", stores["both"], "--thread", "th_1", "--out", str(threads)).exit_code == 0
     assert "runs and responses per model" not in threads.read_text()

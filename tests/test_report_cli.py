@@ -174,7 +174,9 @@ def test_html_is_one_self_contained_file_with_four_charts(store, tmp_path):
     result = invoke("html", "--db", store, "--out", str(out))
     assert result.exit_code == 0
     page = out.read_text()
-    assert page.count("<svg") == 4  # latency, tokens per day, transitions, time per status and model
+    figures = re.findall(r"<figure>(.*?)</figure>", page, re.S)
+    # latency, tokens and cost per day (two charts), transitions, time per status and model
+    assert len(figures) == 4 and all(f.startswith("<svg") for f in figures)
     # One inline script (the waterfalls' search box); nothing loaded from elsewhere.
     assert page.count("<script>") == 1 and not re.search(r"<script[^>]*src=", page)
     assert not re.search(r'(src|href)="(https?:)?//', page)

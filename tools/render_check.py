@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 
-import matplotlib.image
+from PIL import Image, ImageStat
 
 
 def screenshot(html_path: str, png_path: str, *, height: int = 3000) -> None:
@@ -40,10 +40,10 @@ def screenshot(html_path: str, png_path: str, *, height: int = 3000) -> None:
         capture_output=True,
         timeout=60,
     )
-    pixels = matplotlib.image.imread(png_path)
-    if pixels.std() < 0.01:
-        raise SystemExit(f"{png_path} is blank: the page did not render")
-    print(f"rendered {url} -> {png_path} ({pixels.shape[1]}x{pixels.shape[0]})")
+    with Image.open(png_path) as image:
+        if ImageStat.Stat(image.convert("L")).stddev[0] < 2.5:  # one colour, give or take
+            raise SystemExit(f"{png_path} is blank: the page did not render")
+        print(f"rendered {url} -> {png_path} ({image.width}x{image.height})")
 
 
 if __name__ == "__main__":
