@@ -12,7 +12,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import polars as pl
-from genai_prices import Usage, calc_price
 
 PRICE_SCHEMA = {
     "model": pl.String,
@@ -25,6 +24,10 @@ _PROBE_TOKENS = 1_000
 
 def _unit_prices(model: str) -> tuple[float | None, float | None, float | None]:
     """(input, output, cached input) USD per token for one model; NULLs if unknown."""
+    # Imported here: its price models take ~0.3 s to import, which reports without costs skip
+    # and `report html` spends in a thread while DuckDB works (analysis/html.py).
+    from genai_prices import Usage, calc_price
+
     usage = Usage(input_tokens=_PROBE_TOKENS, output_tokens=_PROBE_TOKENS)
     cached = Usage(input_tokens=_PROBE_TOKENS, cache_read_tokens=_PROBE_TOKENS, output_tokens=_PROBE_TOKENS)
     try:
