@@ -337,16 +337,7 @@ class StoreWriter:
                 con.register("runtap_frame", frame)
                 con.execute(_INSERT_SQL[table])
                 con.unregister("runtap_frame")
-            if "run_snapshots" in frames:  # the derived tables, in the same transaction
-                for table in ("run_snapshots", "exchanges"):
-                    if table in frames:
-                        con.register(f"runtap_{table}_frame", frames[table])
-                derived.extend(
-                    con,
-                    "runtap_run_snapshots_frame",
-                    frames["run_snapshots"].num_rows,
-                    "runtap_exchanges_frame" if "exchanges" in frames else None,
-                )
+            derived.extend(con, frames)  # the derived tables, in the same transaction
             if position is not None:  # with the rows, or neither: exactly once
                 con.execute(_SAVE_POSITION, [f"{position[0]}:{position[1]}"])
             con.execute("COMMIT")
