@@ -1,5 +1,6 @@
 """What the writer derives from each batch, so reports need not derive it from every snapshot:
-each run's status boundaries, and each run's state (its facts and its stay totals).
+each run's status boundaries and state (its facts and its stay totals), each step's state, each
+run's polls.
 
 Reports reduce 10 snapshots a run to one row per run (store/latest.py's facts) and find every
 status boundary with a window over the snapshots (store/intervals.py); on the 1M-run benchmark
@@ -22,9 +23,18 @@ observation just before, and every fact is the latest value or an aggregate that
 batch that brings a snapshot ordered at or before the run's latest (a poll answered during a
 stream that ended later, say) recomputes that run from all its snapshots.
 
-`runtap_meta` key `derived_cover` counts the run snapshots the tables account for (and the
-tables' VERSION).
-Readers use them only when that equals the snapshots' count (`current`), and compute from the
+Likewise for the steps report and the polls per run (the steps' facts took 1.6 s of CPU of each
+page on the benchmark store, 1.1M step snapshots; the polls ~0.2 s over 5.75M exchanges):
+
+- `step_state`: one row per step with `STEP_STATE_FACTS` and its tools (`step_tools_sql`). A batch
+  recomputes each step it has a step or tool call snapshot of from all that step's rows: a step
+  has a few snapshots, and its tool calls may come in a later batch than it (or earlier).
+- `run_polls`: each run's getRun exchanges. A batch adds its own: an exchange row is inserted once
+  (the journal position commits with it), so the counts add up exactly.
+
+`runtap_meta` key `derived_cover` holds the tables' VERSION and the row counts of `COUNTED`
+(run, step and tool call snapshots, exchanges) they account for.
+Readers use them only when those equal the tables' counts (`current`), and compute from the
 snapshots otherwise: a store written by an older runtap, rows inserted by hand, several stores
 read as one (store/multi.py: a run seen by two proxies has observations in both). The writer
 rebuilds stale tables when it opens the store (`refresh`).
