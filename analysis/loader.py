@@ -20,7 +20,7 @@ from runtap.addon.response_routes import RESPONSE_OPERATIONS
 from runtap.analysis.facts import matching_runs, restrict, stay_totals, transitions_of
 from runtap.analysis.filters import Filters
 from runtap.analysis.response_facts import matching_responses
-from runtap.store import derived
+from runtap.store import derived, step_state
 from runtap.store.intervals import STAY_STATUSES
 from runtap.store.latest import TOKENS
 from runtap.store.schema import TABLES
@@ -242,13 +242,8 @@ def load_step_cube(con, filters: Filters) -> pl.LazyFrame:
     both created_at and completed_at), duration_max_ms.
     """
     cte, params = matching_runs((), filters, con)
-    # Each step's facts and tools as the writer keeps them, else from the snapshots of the runs
-    # (their rows' run_id: a step's snapshots and tool calls all name its run).
-    if derived.current(con):
-        steps = f"SELECT * FROM {derived.STEP_STATE} WHERE {restrict(filters)}"
-    else:
-        steps = derived.step_state_sql(restrict(filters))
-    sql = f"""WITH {cte}, steps AS ({steps})
+    steps = step_state.source(restrict(filters), derived.current(con))  # as the writer keeps them, when current
+    sql = f"""WITH {cte}, steps AS (SELECT * FROM {steps})
         SELECT type, tool, status, count(*) AS steps, coalesce(sum(tool_calls)::BIGINT, 0) AS tool_calls,
                sum(prompt_tokens)::BIGINT AS prompt_tokens, sum(completion_tokens)::BIGINT AS completion_tokens,
                sum(total_tokens)::BIGINT AS total_tokens,

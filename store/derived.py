@@ -26,9 +26,7 @@ stream that ended later, say) recomputes that run from all its snapshots.
 Likewise for the steps report and the polls per run (the steps' facts took 1.6 s of CPU of each
 page on the benchmark store, 1.1M step snapshots; the polls ~0.2 s over 5.75M exchanges):
 
-- `step_state`: one row per step with `STEP_STATE_FACTS` and its tools (`step_tools_sql`). A batch
-  recomputes each step it has a step or tool call snapshot of from all that step's rows: a step
-  has a few snapshots, and its tool calls may come in a later batch than it (or earlier).
+- `step_state`: one row per step with what the steps report reads (store/step_state.py).
 - `run_polls`: each run's getRun exchanges. A batch adds its own: an exchange row is inserted once
   (the journal position commits with it), so the counts add up exactly.
 
@@ -52,27 +50,27 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from runtap.store import step_state
 from runtap.store.intervals import (
     OBSERVATION_COLUMNS,
     STAY_STATUSES,
     status_boundaries_sql,
     stay_accumulators_sql,
 )
-from runtap.store.latest import RUN_FACTS, STEP_FACTS, TOKENS, keyed, order_key, per_object
+from runtap.store.latest import RUN_FACTS, keyed, order_key, per_object
+from runtap.store.step_state import STEP_STATE
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 BOUNDARIES = "run_status_boundaries"
 RUN_STATE = "run_state"
-STEP_STATE = "step_state"
 RUN_POLLS = "run_polls"
 COVER_KEY = "derived_cover"  # runtap_meta: "VERSION:COUNT:...", the rows of COUNTED the tables account for
 VERSION = 2  # of what the tables hold and how: a store with another is rebuilt
 # kept by the writer; exports and multi-store reads recompute them
 DERIVED = (BOUNDARIES, RUN_STATE, STEP_STATE, RUN_POLLS)
 COUNTED = ("run_snapshots", "step_snapshots", "tool_call_snapshots", "exchanges")  # what the tables derive from
-STEP_STATE_FACTS = ("run_id", "type", "status", *TOKENS, "duration_ms")  # what the steps report reads
 
 _ACCUMULATORS = [
     ("first_status", "VARCHAR"),
@@ -126,16 +124,9 @@ def derived_tables() -> dict[str, list[tuple[str, str]]]:
             ("uncertainty_ms", "DOUBLE"),
         ],
         RUN_STATE: [("run_id", "VARCHAR"), *_fact_types(), *_ACCUMULATORS, *_TAIL, ("max_k", "HUGEINT")],
-        STEP_STATE: [("step_id", "VARCHAR"), *_step_fact_types(), ("tool", "VARCHAR"), ("tool_calls", "BIGINT")],
+        STEP_STATE: step_state.columns(),
         RUN_POLLS: [("run_id", "VARCHAR"), ("polls", "BIGINT")],
     }
-
-
-def _step_fact_types() -> list[tuple[str, str]]:
-    from runtap.store.schema import TABLES
-
-    types = dict(TABLES["step_snapshots"]) | {"duration_ms": "DOUBLE"}
-    return [(name, types[name]) for name in STEP_STATE_FACTS]
 
 
 def derived_ddl() -> list[str]:
@@ -155,8 +146,8 @@ _OLD = "runtap_old_state"  # run_state of the batch's runs before it
 _LATE = "runtap_late_runs"  # runs recomputed from all their snapshots
 _FOUND = "runtap_new_boundaries"
 _NEW_STATE = "runtap_new_state"
-_STEPS = "runtap_batch_steps"  # the steps the batch has rows of
-_POLLS = "runtap_batch_polls"  # the new poll counts of the runs the batch polled
+_POLLS = "runtap_batch_polls"  # the batch's poll counts per run
+_OLD_POLLS = "runtap_old_polls"  # those runs' counts before it
 
 
 def _tails_sql(snapshots: str) -> str:
@@ -181,27 +172,6 @@ def state_sql(snapshots: str, boundaries: str) -> str:
     return f"""SELECT * FROM ({_facts_sql(snapshots)})
         LEFT JOIN ({stay_accumulators_sql(boundaries)}) USING (run_id)
         LEFT JOIN ({_tails_sql(snapshots)}) USING (run_id)"""
-
-
-def step_tools_sql(where: str = "true") -> str:
-    """Per step of the tool call snapshots passing `where` (over step_id or run_id): `tool`, its distinct
-    tools joined with "+" (a function's name, or code_interpreter / file_search; NULL for none),
-    and `tool_calls`, its distinct tool call ids."""
-    # sorting a list per step: ~0.2 s less than string_agg(... ORDER BY) on 1M steps
-    return f"""SELECT step_id, nullif(array_to_string(list_sort(list_distinct(list(tool))), '+'), '') AS tool,
-            count(DISTINCT tool_call_id) AS tool_calls
-        FROM (SELECT step_id, tool_call_id,
-                     CASE WHEN type = 'function' THEN coalesce(function_name, 'function') ELSE type END AS tool
-              FROM tool_call_snapshots WHERE step_id IS NOT NULL AND tool_call_id IS NOT NULL AND ({where}))
-        GROUP BY step_id"""
-
-
-def step_state_sql(where: str = "true") -> str:
-    """step_state rows computed from scratch from the step and tool call snapshots passing `where`
-    (over step_id or run_id): one per
-    step with step snapshots, its STEP_STATE_FACTS and its tools (NULL: no tool call seen)."""
-    steps = per_object("step_snapshots", "step_id", STEP_FACTS, STEP_STATE_FACTS, where)
-    return f"SELECT * FROM ({steps}) LEFT JOIN ({step_tools_sql(where)}) USING (step_id)"
 
 
 def polls_sql(exchanges: str = "exchanges") -> str:
@@ -243,7 +213,7 @@ def refresh(con: duckdb.DuckDBPyConnection) -> bool:
         con.execute(f"DELETE FROM {name}")
     con.execute(f"INSERT INTO {BOUNDARIES} BY NAME SELECT {_BOUNDARY_COLUMNS} FROM ({status_boundaries_sql()})")
     con.execute(f"INSERT INTO {RUN_STATE} BY NAME {state_sql('run_snapshots', BOUNDARIES)}")
-    con.execute(f"INSERT INTO {STEP_STATE} BY NAME {step_state_sql()}")
+    con.execute(f"INSERT INTO {STEP_STATE} BY NAME {step_state.state_sql()}")
     con.execute(f"INSERT INTO {RUN_POLLS} BY NAME {polls_sql()}")
     _set_cover(con, counts)
     con.execute("COMMIT")
@@ -263,30 +233,28 @@ def extend(con: duckdb.DuckDBPyConnection, frames: Mapping[str, pa.Table]) -> No
     if "run_snapshots" in frames:
         _extend_runs(con, "runtap_run_snapshots_frame", exchanges)
     if "step_snapshots" in frames or "tool_call_snapshots" in frames:
-        _extend_steps(con, [f"runtap_{t}_frame" for t in ("step_snapshots", "tool_call_snapshots") if t in frames])
+        step_state.extend(
+            con,
+            "runtap_step_snapshots_frame" if "step_snapshots" in frames else None,
+            "runtap_tool_call_snapshots_frame" if "tool_call_snapshots" in frames else None,
+        )
     if exchanges:
         _extend_polls(con, exchanges)
     _set_cover(con, tuple(count + counted.get(table, 0) for table, count in zip(COUNTED, cover, strict=True)))
 
 
-def _extend_steps(con: duckdb.DuckDBPyConnection, frames: list[str]) -> None:
-    """Recompute the steps the batch has rows of (FROM items `frames`) from all their rows: a step
-    has a few snapshots, and its tool calls may come in a later batch than it."""
-    touched = " UNION ".join(f"SELECT step_id FROM {frame} WHERE step_id IS NOT NULL" for frame in frames)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_STEPS} AS {touched}")
-    in_batch = f"step_id IN (SELECT step_id FROM {_STEPS})"
-    con.execute(f"DELETE FROM {STEP_STATE} WHERE {in_batch}")
-    con.execute(f"INSERT INTO {STEP_STATE} BY NAME {step_state_sql(in_batch)}")
-
-
 def _extend_polls(con: duckdb.DuckDBPyConnection, exchanges: str) -> None:
     """Add the getRun exchanges of FROM item `exchanges` (inserted once: the journal position
     commits with them) to their runs' poll counts."""
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE {_POLLS} AS
-        SELECT run_id, coalesce(o.polls, 0) + n.polls AS polls
-        FROM ({polls_sql(exchanges)}) n LEFT JOIN {RUN_POLLS} o USING (run_id)""")
-    con.execute(f"DELETE FROM {RUN_POLLS} WHERE run_id IN (SELECT run_id FROM {_POLLS})")
-    con.execute(f"INSERT INTO {RUN_POLLS} BY NAME FROM {_POLLS}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_POLLS} AS {polls_sql(exchanges)}")
+    # The polled runs' rows: one scan of run_id, then those rows by rowid (as for run_state).
+    rows = f"SELECT rowid FROM {RUN_POLLS} WHERE run_id IN (SELECT run_id FROM {_POLLS})"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_OLD_POLLS} AS SELECT rowid AS row, * FROM {RUN_POLLS} WHERE rowid IN ({rows})"
+    )
+    con.execute(f"DELETE FROM {RUN_POLLS} WHERE rowid IN (SELECT row FROM {_OLD_POLLS})")
+    con.execute(f"""INSERT INTO {RUN_POLLS} BY NAME SELECT run_id, coalesce(o.polls, 0) + n.polls AS polls
+        FROM {_POLLS} n LEFT JOIN {_OLD_POLLS} o USING (run_id)""")
 
 
 def _extend_runs(con: duckdb.DuckDBPyConnection, snapshots: str, exchanges: str | None) -> None:

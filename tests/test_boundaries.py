@@ -9,7 +9,7 @@ import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtap.store import derived
+from runtap.store import derived, step_state
 from runtap.store.intervals import status_boundaries_sql
 from runtap.store.reader import open_store
 from runtap.store.writer import StoreWriter
@@ -120,7 +120,7 @@ def _stored_and_computed(path: str) -> tuple[list[tuple], list[tuple]]:
         assert kept == fresh
         steps = [c for c, _ in derived.derived_tables()[derived.STEP_STATE]]
         kept = con.execute(f"SELECT {', '.join(steps)} FROM {derived.STEP_STATE} ORDER BY step_id").fetchall()
-        fresh = con.execute(f"SELECT {', '.join(steps)} FROM ({derived.step_state_sql()}) ORDER BY step_id").fetchall()
+        fresh = con.execute(f"SELECT {', '.join(steps)} FROM ({step_state.state_sql()}) ORDER BY step_id").fetchall()
         assert kept == fresh
         kept = con.execute(f"SELECT run_id, polls FROM {derived.RUN_POLLS} ORDER BY run_id").fetchall()
         assert kept == con.execute(f"SELECT run_id, polls FROM ({derived.polls_sql()}) ORDER BY run_id").fetchall()

@@ -14,7 +14,7 @@ from runtap.analysis.facts import restrict
 from runtap.analysis.html import load_timelines, page_inputs, report_specs, share_reductions
 from runtap.analysis.loader import prepare
 from runtap.analysis.registry import build_report, load_inputs
-from runtap.store import derived
+from runtap.store import derived, step_state
 from runtap.store.intervals import stay_totals_sql
 from runtap.store.multi import open_sources
 
@@ -99,7 +99,7 @@ def test_steps_and_polls_are_read_from_the_stored_tables(recording, monkeypatch)
     def compute_again(*args):
         raise AssertionError(f"computed from the snapshots: {args}")
 
-    monkeypatch.setattr(derived, "step_state_sql", compute_again)
+    monkeypatch.setattr(step_state, "state_sql", compute_again)
     monkeypatch.setattr(derived, "polls_sql", compute_again)
     with open_sources(recording[-1]) as con:
         prepare(con)
