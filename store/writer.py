@@ -27,9 +27,10 @@ every reader would pay too); `threads=1` and extension autoload settings changed
 So defaults it is: ~25 ms per batch whatever its size. Hence a backlog (after a lock, or an
 ingest outpacing the writer) drains in batches of up to 10 x batch_rows: 50,000 run snapshots
 with 1 KB raw JSON went in at ~21,000 rows/s (6,700 rows/s with 500-row batches) at load ~4.
-Each batch with run snapshots also extends the derived tables (store/derived.py) in its
+Each batch with snapshots or exchanges also extends the derived tables (store/derived.py) in its
 transaction: ~75 ms more per batch whatever its size (DuckDB planning a dozen statements), ~130 ms
-on the 1M-run benchmark store (measured at load 1, batches of 300 snapshots).
+on the 1M-run benchmark store (measured at load 1, batches of 300 snapshots), ~225 ms there with
+step snapshots, tool calls and polls in every batch.
 Logs (logger "runtap.store") carry counts and errors only, never row contents.
 """
 
