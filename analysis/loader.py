@@ -20,8 +20,9 @@ from runtap.addon.response_routes import RESPONSE_OPERATIONS
 from runtap.analysis.facts import matching_runs, restrict, stay_totals, transitions_of
 from runtap.analysis.filters import Filters
 from runtap.analysis.response_facts import matching_responses
+from runtap.store import derived, step_state
 from runtap.store.intervals import STAY_STATUSES
-from runtap.store.latest import STEP_FACTS, TOKENS, per_object
+from runtap.store.latest import TOKENS
 from runtap.store.schema import TABLES
 
 _USAGE_FACTS = (*TOKENS, "with_usage")  # the token facts, and whether any snapshot of the run carried usage
@@ -135,12 +136,11 @@ def load_duration_stats(con, filters: Filters, *, by_assistant: bool = False) ->
         f"quantile_cont(CASE WHEN r.end_to_end_ms IS NULL THEN epoch_ms({expr}) END, [0.5, 0.9]) AS {name}"
         for name, expr in api.items()
     )
+    # each run's getRun exchanges: as the writer keeps them, or counted over every exchange
+    polls = f"SELECT * FROM {derived.RUN_POLLS}" if derived.current(con) else derived.polls_sql()
     sql = f"""WITH {cte},
         per_run AS (SELECT * FROM {stay_totals(con, filters)}),
-        polls AS (
-            SELECT run_id, count(*) AS polls FROM exchanges
-            WHERE operation = 'getRun' AND run_id IS NOT NULL GROUP BY run_id
-        )
+        polls AS ({polls})
         SELECT {keys}, count(*) AS runs, {observed},
                count(CASE WHEN r.end_to_end_ms IS NULL THEN m.ended_at - m.created_at END) AS api_runs, {api_figures},
                avg(coalesce(p.polls, 0)) AS polls_per_run
@@ -233,9 +233,6 @@ def load_overview(con, filters: Filters, api: str = "runs") -> pl.LazyFrame:
     return _frame(con, sql, params)
 
 
-_STEP_CUBE_FACTS = ("type", "status", *TOKENS, "duration_ms")
-
-
 def load_step_cube(con, filters: Filters) -> pl.LazyFrame:
     """Steps counted per type, tool and final status.
 
@@ -245,23 +242,14 @@ def load_step_cube(con, filters: Filters) -> pl.LazyFrame:
     both created_at and completed_at), duration_max_ms.
     """
     cte, params = matching_runs((), filters, con)
-    sql = f"""WITH {cte},
-        steps AS (
-            {per_object("step_snapshots", "step_id", STEP_FACTS, _STEP_CUBE_FACTS, restrict(filters))}
-        ), tools AS (  -- sorting a list per step: ~0.2 s less than string_agg(... ORDER BY) on 1M steps
-            SELECT step_id, nullif(array_to_string(list_sort(list_distinct(list(tool))), '+'), '') AS tool,
-                   count(DISTINCT tool_call_id) AS tool_calls
-            FROM (SELECT step_id, tool_call_id,
-                         CASE WHEN type = 'function' THEN coalesce(function_name, 'function') ELSE type END AS tool
-                  FROM tool_call_snapshots WHERE step_id IS NOT NULL AND tool_call_id IS NOT NULL)
-            GROUP BY step_id
-        )
-        SELECT s.type, t.tool, s.status, count(*) AS steps, coalesce(sum(t.tool_calls)::BIGINT, 0) AS tool_calls,
-               sum(s.prompt_tokens)::BIGINT AS prompt_tokens, sum(s.completion_tokens)::BIGINT AS completion_tokens,
-               sum(s.total_tokens)::BIGINT AS total_tokens,
-               sum(s.duration_ms) AS duration_sum_ms, count(s.duration_ms) AS durations,
-               max(s.duration_ms) AS duration_max_ms
-        FROM steps s LEFT JOIN tools t USING (step_id) GROUP BY ALL"""
+    steps = step_state.source(restrict(filters), derived.current(con))  # as the writer keeps them, when current
+    sql = f"""WITH {cte}, steps AS (SELECT * FROM {steps})
+        SELECT type, tool, status, count(*) AS steps, coalesce(sum(tool_calls)::BIGINT, 0) AS tool_calls,
+               sum(prompt_tokens)::BIGINT AS prompt_tokens, sum(completion_tokens)::BIGINT AS completion_tokens,
+               sum(total_tokens)::BIGINT AS total_tokens,
+               sum(duration_ms) AS duration_sum_ms, count(duration_ms) AS durations,
+               max(duration_ms) AS duration_max_ms
+        FROM steps GROUP BY ALL"""
     return _frame(con, sql, params)
 
 

@@ -1,5 +1,6 @@
 """What the writer derives from each batch, so reports need not derive it from every snapshot:
-each run's status boundaries, and each run's state (its facts and its stay totals).
+each run's status boundaries and state (its facts and its stay totals), each step's state, each
+run's polls.
 
 Reports reduce 10 snapshots a run to one row per run (store/latest.py's facts) and find every
 status boundary with a window over the snapshots (store/intervals.py); on the 1M-run benchmark
@@ -22,9 +23,16 @@ observation just before, and every fact is the latest value or an aggregate that
 batch that brings a snapshot ordered at or before the run's latest (a poll answered during a
 stream that ended later, say) recomputes that run from all its snapshots.
 
-`runtap_meta` key `derived_cover` counts the run snapshots the tables account for (and the
-tables' VERSION).
-Readers use them only when that equals the snapshots' count (`current`), and compute from the
+Likewise for the steps report and the polls per run (the steps' facts took 1.6 s of CPU of each
+page on the benchmark store, 1.1M step snapshots; the polls ~0.2 s over 5.75M exchanges):
+
+- `step_state`: one row per step with what the steps report reads (store/step_state.py).
+- `run_polls`: each run's getRun exchanges. A batch adds its own: an exchange row is inserted once
+  (the journal position commits with it), so the counts add up exactly.
+
+`runtap_meta` key `derived_cover` holds the tables' VERSION and the row counts of `COUNTED`
+(run, step and tool call snapshots, exchanges) they account for.
+Readers use them only when those equal the tables' counts (`current`), and compute from the
 snapshots otherwise: a store written by an older runtap, rows inserted by hand, several stores
 read as one (store/multi.py: a run seen by two proxies has observations in both). The writer
 rebuilds stale tables when it opens the store (`refresh`).
@@ -32,13 +40,19 @@ rebuilds stale tables when it opens the store (`refresh`).
 Cost per batch: one read of `run_state` for the batch's runs (their rows by run_id, then only
 those rows' columns by rowid), a delete and insert of those rows, and the window over a few
 rows per run: ~75 ms of CPU a batch on a small store, most of it DuckDB planning a dozen
-statements; ~130 ms on the 1M-run benchmark store (load 1, batches of 300 snapshots).
+statements; ~130 ms on the 1M-run benchmark store (load 1, batches of 300 snapshots). The steps
+and polls add ~85 ms and ~25 ms of the writer thread's CPU there (batches of 500 run, 100 step
+and 50 tool call snapshots, 100 exchanges; load 2.5), mostly one scan of each table's ids.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import duckdb
 
+from runtap.store import step_state
 from runtap.store.intervals import (
     OBSERVATION_COLUMNS,
     STAY_STATUSES,
@@ -46,12 +60,19 @@ from runtap.store.intervals import (
     stay_accumulators_sql,
 )
 from runtap.store.latest import RUN_FACTS, keyed, order_key, per_object
+from runtap.store.step_state import STEP_STATE
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 BOUNDARIES = "run_status_boundaries"
 RUN_STATE = "run_state"
-COVER_KEY = "derived_cover"  # runtap_meta: "VERSION:COUNT", the run snapshots the tables account for
-VERSION = 1  # of what the tables hold and how: a store with another is rebuilt
-DERIVED = (BOUNDARIES, RUN_STATE)  # kept by the writer; exports and multi-store reads recompute them
+RUN_POLLS = "run_polls"
+COVER_KEY = "derived_cover"  # runtap_meta: "VERSION:COUNT:...", the rows of COUNTED the tables account for
+VERSION = 2  # of what the tables hold and how: a store with another is rebuilt
+# kept by the writer; exports and multi-store reads recompute them
+DERIVED = (BOUNDARIES, RUN_STATE, STEP_STATE, RUN_POLLS)
+COUNTED = ("run_snapshots", "step_snapshots", "tool_call_snapshots", "exchanges")  # what the tables derive from
 
 _ACCUMULATORS = [
     ("first_status", "VARCHAR"),
@@ -105,6 +126,8 @@ def derived_tables() -> dict[str, list[tuple[str, str]]]:
             ("uncertainty_ms", "DOUBLE"),
         ],
         RUN_STATE: [("run_id", "VARCHAR"), *_fact_types(), *_ACCUMULATORS, *_TAIL, ("max_k", "HUGEINT")],
+        STEP_STATE: step_state.columns(),
+        RUN_POLLS: [("run_id", "VARCHAR"), ("polls", "BIGINT")],
     }
 
 
@@ -117,13 +140,16 @@ def derived_ddl() -> list[str]:
 
 
 _BOUNDARY_COLUMNS = "run_id, n, status, from_status, evidence, lo_us, hi_us, at_us, uncertainty_ms"
-_SET_COVER = f"INSERT OR REPLACE INTO runtap_meta VALUES ('{COVER_KEY}', '{VERSION}:' || ?)"
+_SET_COVER = f"INSERT OR REPLACE INTO runtap_meta VALUES ('{COVER_KEY}', ?)"
+_COUNTS = "SELECT " + ", ".join(f"(SELECT count(*) FROM {table})" for table in COUNTED)
 # Temporary tables of one batch's transaction.
 _BATCH = "runtap_batch_snapshots"  # the batch's run snapshots, keyed
 _OLD = "runtap_old_state"  # run_state of the batch's runs before it
 _LATE = "runtap_late_runs"  # runs recomputed from all their snapshots
 _FOUND = "runtap_new_boundaries"
 _NEW_STATE = "runtap_new_state"
+_POLLS = "runtap_batch_polls"  # the batch's poll counts per run
+_OLD_POLLS = "runtap_old_polls"  # those runs' counts before it
 
 
 def _tails_sql(snapshots: str) -> str:
@@ -150,41 +176,92 @@ def state_sql(snapshots: str, boundaries: str) -> str:
         LEFT JOIN ({_tails_sql(snapshots)}) USING (run_id)"""
 
 
-def _cover(con: duckdb.DuckDBPyConnection) -> int | None:
+def polls_sql(exchanges: str = "exchanges") -> str:
+    """Per run: `polls`, its getRun exchanges in FROM item `exchanges`."""
+    polled = "operation = 'getRun' AND run_id IS NOT NULL"
+    return f"SELECT run_id, count(*) AS polls FROM {exchanges} WHERE {polled} GROUP BY run_id"
+
+
+def _cover(con: duckdb.DuckDBPyConnection) -> tuple[int, ...] | None:
+    """The row counts of COUNTED the tables account for; None: no tables of this VERSION."""
     found = con.execute("SELECT value FROM runtap_meta WHERE key = ?", [COVER_KEY]).fetchall()
-    version, _, count = found[0][0].partition(":") if found else ("", "", "")
-    return int(count) if version == str(VERSION) else None
+    version, *counts = found[0][0].split(":") if found else [""]
+    return tuple(map(int, counts)) if version == str(VERSION) and len(counts) == len(COUNTED) else None
 
 
-def _snapshot_count(con: duckdb.DuckDBPyConnection) -> int:
-    return con.execute("SELECT count(*) FROM run_snapshots").fetchall()[0][0]
+def _counts(con: duckdb.DuckDBPyConnection) -> tuple[int, ...]:
+    return tuple(con.execute(_COUNTS).fetchall()[0])
+
+
+def _set_cover(con: duckdb.DuckDBPyConnection, counts: tuple[int, ...]) -> None:
+    con.execute(_SET_COVER, [":".join(map(str, (VERSION, *counts)))])
 
 
 def refresh(con: duckdb.DuckDBPyConnection) -> bool:
-    """Rebuild the derived tables from every run snapshot unless they already cover them all;
-    True when it rebuilt. `con` writes (the writer at start-up; the benchmark after a bulk load)."""
+    """Rebuild the derived tables from every snapshot and exchange unless they already cover
+    them all; True when it rebuilt. `con` writes (the writer at start-up; the benchmark after a
+    bulk load)."""
+    if _cover(con) is None:  # a table of another VERSION may have other columns
+        for name in DERIVED:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
     for statement in derived_ddl():
         con.execute(statement)
     con.execute("SET enable_progress_bar = false")  # a rebuild takes a while; the recorder's stdout is a pipe
-    count = _snapshot_count(con)
-    if _cover(con) == count:
+    counts = _counts(con)
+    if _cover(con) == counts:
         return False
     con.execute("BEGIN")
-    con.execute(f"DELETE FROM {BOUNDARIES}")
-    con.execute(f"DELETE FROM {RUN_STATE}")
+    for name in DERIVED:
+        con.execute(f"DELETE FROM {name}")
     con.execute(f"INSERT INTO {BOUNDARIES} BY NAME SELECT {_BOUNDARY_COLUMNS} FROM ({status_boundaries_sql()})")
     con.execute(f"INSERT INTO {RUN_STATE} BY NAME {state_sql('run_snapshots', BOUNDARIES)}")
-    con.execute(_SET_COVER, [str(count)])
+    con.execute(f"INSERT INTO {STEP_STATE} BY NAME {step_state.state_sql()}")
+    con.execute(f"INSERT INTO {RUN_POLLS} BY NAME {polls_sql()}")
+    _set_cover(con, counts)
     con.execute("COMMIT")
     return True
 
 
-def extend(con: duckdb.DuckDBPyConnection, snapshots: str, count: int, exchanges: str | None) -> None:
-    """Account for `count` run snapshots just inserted (FROM item `snapshots`, this transaction)
-    whose exchanges' rows are in FROM item `exchanges` (None: the batch had none)."""
-    cover = _cover(con)
-    if cover is None:  # the writer's start-up refresh makes the tables; nothing to extend
+def extend(con: duckdb.DuckDBPyConnection, frames: Mapping[str, pa.Table]) -> None:
+    """Account for the rows of `frames` (table -> Arrow frame) just inserted in this transaction."""
+    counted = {table: frames[table].num_rows for table in COUNTED if table in frames}
+    cover = _cover(con) if counted else None
+    if cover is None:  # nothing they derive from; or the writer's start-up refresh makes the tables
         return
+    for table in ("run_snapshots", "step_snapshots", "tool_call_snapshots", "exchanges"):
+        if table in frames:
+            con.register(f"runtap_{table}_frame", frames[table])
+    exchanges = "runtap_exchanges_frame" if "exchanges" in frames else None
+    if "run_snapshots" in frames:
+        _extend_runs(con, "runtap_run_snapshots_frame", exchanges)
+    if "step_snapshots" in frames or "tool_call_snapshots" in frames:
+        step_state.extend(
+            con,
+            "runtap_step_snapshots_frame" if "step_snapshots" in frames else None,
+            "runtap_tool_call_snapshots_frame" if "tool_call_snapshots" in frames else None,
+        )
+    if exchanges:
+        _extend_polls(con, exchanges)
+    _set_cover(con, tuple(count + counted.get(table, 0) for table, count in zip(COUNTED, cover, strict=True)))
+
+
+def _extend_polls(con: duckdb.DuckDBPyConnection, exchanges: str) -> None:
+    """Add the getRun exchanges of FROM item `exchanges` (inserted once: the journal position
+    commits with them) to their runs' poll counts."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_POLLS} AS {polls_sql(exchanges)}")
+    # The polled runs' rows: one scan of run_id, then those rows by rowid (as for run_state).
+    rows = f"SELECT rowid FROM {RUN_POLLS} WHERE run_id IN (SELECT run_id FROM {_POLLS})"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_OLD_POLLS} AS SELECT rowid AS row, * FROM {RUN_POLLS} WHERE rowid IN ({rows})"
+    )
+    con.execute(f"DELETE FROM {RUN_POLLS} WHERE rowid IN (SELECT row FROM {_OLD_POLLS})")
+    con.execute(f"""INSERT INTO {RUN_POLLS} BY NAME SELECT run_id, coalesce(o.polls, 0) + n.polls AS polls
+        FROM {_POLLS} n LEFT JOIN {_OLD_POLLS} o USING (run_id)""")
+
+
+def _extend_runs(con: duckdb.DuckDBPyConnection, snapshots: str, exchanges: str | None) -> None:
+    """Account for the run snapshots just inserted (FROM item `snapshots`, this transaction) whose
+    exchanges' rows are in FROM item `exchanges` (None: the batch had none)."""
     json_facts = [name for name, t in _fact_types() if t == "JSON"]  # text in the batch's frame, as in insert_sql
     json_cast = ", ".join(f"CASE WHEN json_valid({c}) THEN {c}::JSON ELSE to_json({c}) END AS {c}" for c in json_facts)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {_BATCH} AS
@@ -224,7 +301,6 @@ def extend(con: duckdb.DuckDBPyConnection, snapshots: str, count: int, exchanges
         con.execute(f"INSERT INTO {_NEW_STATE} BY NAME {state_sql(late_snapshots, late_boundaries)}")
     con.execute(f"DELETE FROM {RUN_STATE} WHERE rowid IN (SELECT state_row FROM {_OLD})")
     con.execute(f"INSERT INTO {RUN_STATE} BY NAME FROM {_NEW_STATE}")
-    con.execute(_SET_COVER, [str(cover + count)])
 
 
 def _merged_sql(on_time: str) -> str:
@@ -255,14 +331,13 @@ def _merged_sql(on_time: str) -> str:
 
 
 def current(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the store on `con` holds derived tables that account for every run snapshot."""
+    """Whether the store on `con` holds derived tables that account for every row they derive from."""
     try:
-        return _cover(con) == _snapshot_count(con) and bool(
-            con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND database_name = current_database()",
-                [RUN_STATE],
-            ).fetchall()[0][0]
-        )
+        tables = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name IN $names AND database_name = current_database()",
+            {"names": list(DERIVED)},
+        ).fetchall()[0][0]
+        return tables == len(DERIVED) and _cover(con) == _counts(con)
     except duckdb.Error:  # no runtap_meta (several stores read as one)
         return False
 

@@ -27,9 +27,10 @@ every reader would pay too); `threads=1` and extension autoload settings changed
 So defaults it is: ~25 ms per batch whatever its size. Hence a backlog (after a lock, or an
 ingest outpacing the writer) drains in batches of up to 10 x batch_rows: 50,000 run snapshots
 with 1 KB raw JSON went in at ~21,000 rows/s (6,700 rows/s with 500-row batches) at load ~4.
-Each batch with run snapshots also extends the derived tables (store/derived.py) in its
+Each batch with snapshots or exchanges also extends the derived tables (store/derived.py) in its
 transaction: ~75 ms more per batch whatever its size (DuckDB planning a dozen statements), ~130 ms
-on the 1M-run benchmark store (measured at load 1, batches of 300 snapshots).
+on the 1M-run benchmark store (measured at load 1, batches of 300 snapshots), ~225 ms there with
+step snapshots, tool calls and polls in every batch.
 Logs (logger "runtap.store") carry counts and errors only, never row contents.
 """
 
@@ -337,16 +338,7 @@ class StoreWriter:
                 con.register("runtap_frame", frame)
                 con.execute(_INSERT_SQL[table])
                 con.unregister("runtap_frame")
-            if "run_snapshots" in frames:  # the derived tables, in the same transaction
-                for table in ("run_snapshots", "exchanges"):
-                    if table in frames:
-                        con.register(f"runtap_{table}_frame", frames[table])
-                derived.extend(
-                    con,
-                    "runtap_run_snapshots_frame",
-                    frames["run_snapshots"].num_rows,
-                    "runtap_exchanges_frame" if "exchanges" in frames else None,
-                )
+            derived.extend(con, frames)  # the derived tables, in the same transaction
             if position is not None:  # with the rows, or neither: exactly once
                 con.execute(_SAVE_POSITION, [f"{position[0]}:{position[1]}"])
             con.execute("COMMIT")

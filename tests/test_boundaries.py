@@ -9,15 +9,48 @@ import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtap.store import derived
+from runtap.store import derived, step_state
 from runtap.store.intervals import status_boundaries_sql
 from runtap.store.reader import open_store
 from runtap.store.writer import StoreWriter
-from tests.store_fixtures import at, exchange, make_store, run_snapshot
+from tests.store_fixtures import at, exchange, make_store, run_snapshot, step_snapshot, tool_call_snapshot
 
 # None: an observation without a status (it still counts for the run's facts).
 STATUSES = ("queued", "in_progress", "requires_action", "cancelling", "completed", "cancelled", "failed", None)
 OPERATIONS = ("createRun", "getRun", "submitToolOutputsToRun", "cancelRun", "listRuns")
+
+
+@st.composite
+def step_snapshots(draw, run_id: str, observed_at) -> dict:
+    """A snapshot of one of two steps of the run."""
+    status = draw(st.sampled_from(("in_progress", "completed", "failed", None)))
+    usage = draw(st.booleans())
+    return step_snapshot(
+        f"{run_id}_step_{draw(st.integers(0, 1))}",
+        status,
+        observed_at,
+        run_id=run_id,
+        type=draw(st.sampled_from(("message_creation", "tool_calls", None))),
+        seq=draw(st.sampled_from((0, 1, None))),
+        has_usage=usage,
+        prompt_tokens=draw(st.integers(0, 50)) if usage else None,
+        total_tokens=draw(st.integers(0, 90)) if usage else None,
+        completed_at=observed_at if status == "completed" else None,
+    )
+
+
+@st.composite
+def tool_call_snapshots(draw, run_id: str, observed_at) -> dict:
+    """A snapshot of one of three tool calls, of one of the run's steps (or none: a required action)."""
+    kind = draw(st.sampled_from(("function", "code_interpreter", "file_search", None)))
+    return tool_call_snapshot(
+        f"{run_id}_call_{draw(st.integers(0, 2))}",
+        observed_at,
+        run_id=run_id,
+        step_id=draw(st.sampled_from((f"{run_id}_step_0", f"{run_id}_step_1", None))),
+        type=kind,
+        function_name=draw(st.sampled_from(("get_weather", "lookup", None))) if kind == "function" else None,
+    )
 
 
 @st.composite
@@ -59,6 +92,12 @@ def recordings(draw) -> tuple[list[dict], list[list[int]]]:
                 for i, status in enumerate(statuses)
             ]
             puts.append({"exchanges": [ex], "run_snapshots": snapshots})
+            # Its steps and tool calls, each its own put: they may come in any batch, before or after
+            # the step they belong to, and a batch may hold only them.
+            for i in range(draw(st.integers(0, 2))):
+                puts.append({"step_snapshots": [draw(step_snapshots(run_id, at(clock) + timedelta(milliseconds=i)))]})
+            for _ in range(draw(st.integers(0, 2))):
+                puts.append({"tool_call_snapshots": [draw(tool_call_snapshots(run_id, at(clock)))]})
             clock += duration / 1000
     order = draw(st.permutations(range(len(puts)))) if draw(st.booleans()) else list(range(len(puts)))
     cuts = sorted(draw(st.lists(st.integers(1, max(1, len(puts) - 1)), max_size=4, unique=True)))
@@ -68,7 +107,8 @@ def recordings(draw) -> tuple[list[dict], list[list[int]]]:
 
 def _stored_and_computed(path: str) -> tuple[list[tuple], list[tuple]]:
     """The stored boundaries and those computed from every snapshot; and asserts that each run's
-    stored state (facts, stay accumulators, tail) equals the one computed from scratch."""
+    stored state (facts, stay accumulators, tail), each step's state and each run's polls equal
+    those computed from scratch."""
     columns = "run_id, n, status, from_status, evidence, lo_us, hi_us, at_us, uncertainty_ms"
     with open_store(path) as con:
         stored = con.execute(f"SELECT {columns} FROM {derived.BOUNDARIES} ORDER BY run_id, n").fetchall()
@@ -77,7 +117,14 @@ def _stored_and_computed(path: str) -> tuple[list[tuple], list[tuple]]:
         kept = con.execute(f"SELECT {', '.join(state)} FROM {derived.RUN_STATE} ORDER BY run_id").fetchall()
         scratch = derived.state_sql("run_snapshots", f"({status_boundaries_sql()})")
         fresh = con.execute(f"SELECT {', '.join(state)} FROM ({scratch}) ORDER BY run_id").fetchall()
-    assert kept == fresh
+        assert kept == fresh
+        steps = [c for c, _ in derived.derived_tables()[derived.STEP_STATE]]
+        kept = con.execute(f"SELECT {', '.join(steps)} FROM {derived.STEP_STATE} ORDER BY step_id").fetchall()
+        fresh = con.execute(f"SELECT {', '.join(steps)} FROM ({step_state.state_sql()}) ORDER BY step_id").fetchall()
+        assert kept == fresh
+        kept = con.execute(f"SELECT run_id, polls FROM {derived.RUN_POLLS} ORDER BY run_id").fetchall()
+        assert kept == con.execute(f"SELECT run_id, polls FROM ({derived.polls_sql()}) ORDER BY run_id").fetchall()
+        assert derived.current(con)
     return stored, computed
 
 

@@ -14,7 +14,7 @@ from runtap.analysis.facts import restrict
 from runtap.analysis.html import load_timelines, page_inputs, report_specs, share_reductions
 from runtap.analysis.loader import prepare
 from runtap.analysis.registry import build_report, load_inputs
-from runtap.store import derived
+from runtap.store import derived, step_state
 from runtap.store.intervals import stay_totals_sql
 from runtap.store.multi import open_sources
 
@@ -91,3 +91,18 @@ def test_every_input_on_the_page_reads_the_shared_run_facts(recording, monkeypat
         frames = load_inputs(con, page_inputs(report_specs(False), False), filters)
         load_timelines(con, filters)
     assert frames["duration_stats"].collect().height > 0
+
+
+def test_steps_and_polls_are_read_from_the_stored_tables(recording, monkeypatch):
+    # A current store's steps and polls come from step_state and run_polls: reducing the step
+    # snapshots or counting the exchanges again is what they save.
+    def compute_again(*args):
+        raise AssertionError(f"computed from the snapshots: {args}")
+
+    monkeypatch.setattr(step_state, "state_sql", compute_again)
+    monkeypatch.setattr(derived, "polls_sql", compute_again)
+    with open_sources(recording[-1]) as con:
+        prepare(con)
+        frames = load_inputs(con, ("step_cube", "duration_stats"), Filters())
+    assert frames["step_cube"].collect()["tool_calls"].sum() > 0
+    assert frames["duration_stats"].collect()["polls_per_run"].sum() > 0
