@@ -37,9 +37,21 @@ _API_EXCHANGES = {
 }
 
 
-def _token_sums() -> str:
+def _token_sums(tokens: tuple[str, ...] = TOKENS) -> str:
     """Sums of the token facts (NULL when no run of the group had usage)."""
-    return ", ".join(f"sum({c})::BIGINT AS {c}" for c in TOKENS)
+    return ", ".join(f"sum({c})::BIGINT AS {c}" for c in tokens)
+
+
+def daily_token_sums(source: str, tokens: tuple[str, ...] = TOKENS) -> str:
+    """SELECT per UTC day of creation (or first sight) and model of FROM item `source`'s rows
+    with usage: day, model and the sums of `tokens`."""
+    # The day truncated on the UTC wall clock (make_timestamp of the epoch) and made a TIMESTAMPTZ
+    # again per group (the session is UTC: `prepare`): date_trunc over TIMESTAMPTZ goes through
+    # the time zone library for every row (1M runs: 0.26 s of CPU instead of 0.09).
+    return f"""SELECT day::TIMESTAMPTZ AS day, model, {", ".join(tokens)} FROM (
+        SELECT date_trunc('day', make_timestamp(epoch_us(coalesce(created_at, first_observed_at)))) AS day, model,
+               {_token_sums(tokens)}
+        FROM {source} WHERE with_usage GROUP BY ALL)"""
 
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pl.LazyFrame:
@@ -92,9 +104,7 @@ def load_daily_usage(con, filters: Filters) -> pl.LazyFrame:
         con,
         filters,
         ("model", *_USAGE_FACTS, "created_at", "first_observed_at"),
-        f"""
-        SELECT date_trunc('day', coalesce(created_at, first_observed_at)) AS day, model, {_token_sums()}
-        FROM matching WHERE with_usage GROUP BY ALL""",
+        daily_token_sums("matching"),
     )
 
 
