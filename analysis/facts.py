@@ -10,9 +10,9 @@ input groups or sums by (plus those its filters read): one shared per-run cube o
 grouped by most of them, made `tokens` 4x slower than its SQL.
 
 A page that reads many inputs at once (`report html`) is the exception: it reduces the runs once,
-with every fact its inputs read, into a temporary table on its connection (`share_run_facts`;
-with each run's stay totals too when the store keeps them, `runs_with_stays`), and every input
-given that connection reads it instead of the snapshots; likewise the per-run
+with every fact its inputs read, into a temporary table on its connection (`share_run_facts`),
+and every input given that connection reads it instead of the snapshots (a store that keeps
+run_state needs no such table: every input reads it there); likewise the per-run
 stay totals (`share_stay_totals`), which durations and the page's timelines both read, and the
 status boundaries under them, whose visits are the
 transitions the transitions report counts. The table holds the runs of the page's filters: inputs with other
@@ -59,34 +59,23 @@ def matching_runs(
     store.latest.RUN_FACTS); and its params. Given `con`, the page's shared per-run table when it
     holds those facts (`share_run_facts`)."""
     needed = [name for name in RUN_FACTS if name in facts or name in filters.run_facts]
-    if _serving(needed, con) is not None:
+    shared = _shared_columns(con, SHARED_RUN_FACTS)
+    if shared is not None and set(needed) <= shared:
         return f"matching AS (SELECT * FROM {SHARED_RUN_FACTS})", {}
     sql, params = _matching_sql(needed, filters, con)
     return f"matching AS ({sql})", params
 
 
-def _serving(needed: list[str], con: duckdb.DuckDBPyConnection | None) -> set[str] | None:
-    """The shared per-run table's columns when it holds the facts `needed`, else None."""
-    shared = _shared_columns(con, SHARED_RUN_FACTS)
-    return shared if shared is not None and set(needed) <= shared else None
-
-
 def share_run_facts(con: duckdb.DuckDBPyConnection, facts: tuple[str, ...], filters: Filters) -> None:
     """Reduce the runs `filters` keep to one row each with `facts` once, as a temporary table on
     `con` that `matching_runs(..., con)` then reads for every input asking for some of them.
-    When the store keeps each run's stay accumulators, the table holds its stay totals too
-    (`runs_with_stays`)."""
-    needed = [name for name in RUN_FACTS if name in facts or name in filters.run_facts]
+    Nothing to do when the store keeps each run's facts (store/derived.py): the inputs read them
+    there, each only the columns it needs (1M runs: copying the page's facts into the table cost
+    more CPU than every input's reads of run_state together)."""
     if derived.current(con):
-        # Three of the page's inputs read each run's facts with its stay totals: run_state holds
-        # both, so one scan here instead of a join of facts and totals per input (1M runs: ~0.5 s
-        # of CPU each). A run without stays has no accumulators (NULL), so NULL totals, as when
-        # joined with `stay_totals`.
-        where, params = filters.run_where()
-        source = f"(SELECT * FROM {derived.RUN_STATE} WHERE {where})"
-        sql = stay_totals_sql(accumulators=source, columns=", ".join(["run_id", *needed]))
-    else:
-        sql, params = _matching_sql(needed, filters, con)
+        return
+    needed = [name for name in RUN_FACTS if name in facts or name in filters.run_facts]
+    sql, params = _matching_sql(needed, filters, con)
     con.execute(f"CREATE TEMP TABLE {SHARED_RUN_FACTS} AS {sql}", params or None)
 
 
@@ -94,14 +83,19 @@ def runs_with_stays(
     facts: tuple[str, ...], filters: Filters, con: duckdb.DuckDBPyConnection | None = None
 ) -> tuple[str, dict]:
     """CTEs `matching` (see `matching_runs`) and `matching_stays`: each of those runs with its
-    stay totals' columns (`stay_totals`; NULL for a run without any); and their params. The
-    page's shared table when it holds both (`share_run_facts`), else a join."""
+    stay totals' columns (`stay_totals`; NULL for a run without any); and their params."""
     cte, params = matching_runs(facts, filters, con)
-    needed = [name for name in RUN_FACTS if name in facts or name in filters.run_facts]
-    if "end_to_end_ms" in (_serving(needed, con) or ()):
-        return f"{cte}, matching_stays AS (SELECT * FROM matching)", params
-    stays = f"matching_stays AS (SELECT * FROM matching LEFT JOIN {stay_totals(con, filters)} USING (run_id))"
-    return f"{cte}, {stays}", params
+    if con is not None and derived.current(con):
+        # run_state holds each run's facts beside its stay accumulators: one scan, no join of
+        # facts and totals over every run (1M runs: ~0.4 s of CPU). A run without stays has no
+        # accumulators (NULL), so NULL totals, as from the join.
+        needed = [name for name in RUN_FACTS if name in facts or name in filters.run_facts]
+        where, _ = filters.run_where()
+        source = f"(SELECT * FROM {derived.RUN_STATE} WHERE {where})"
+        stays = stay_totals_sql(accumulators=source, columns=", ".join(["run_id", *needed]))
+    else:
+        stays = f"SELECT * FROM matching LEFT JOIN {stay_totals(con, filters)} USING (run_id)"
+    return f"{cte}, matching_stays AS ({stays})", params
 
 
 def restrict(filters: Filters, column: str = "run_id") -> str:
