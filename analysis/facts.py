@@ -90,7 +90,8 @@ def runs_with_stays(
         # facts and totals over every run (1M runs: ~0.4 s of CPU). A run without stays has no
         # accumulators (NULL), so NULL totals, as from the join.
         needed = [name for name in RUN_FACTS if name in facts or name in filters.run_facts]
-        where, _ = filters.run_where()
+        where, where_params = filters.run_where()
+        params = params | where_params
         source = f"(SELECT * FROM {derived.RUN_STATE} WHERE {where})"
         stays = stay_totals_sql(accumulators=source, columns=", ".join(["run_id", *needed]))
     else:
