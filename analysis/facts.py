@@ -11,7 +11,8 @@ grouped by most of them, made `tokens` 4x slower than its SQL.
 
 A page that reads many inputs at once (`report html`) is the exception: it reduces the runs once,
 with every fact its inputs read, into a temporary table on its connection (`share_run_facts`),
-and every input given that connection reads it instead of the snapshots; likewise the per-run
+and every input given that connection reads it instead of the snapshots (a store that keeps
+run_state needs no such table: every input reads it there); likewise the per-run
 stay totals (`share_stay_totals`), which durations and the page's timelines both read, and the
 status boundaries under them, whose visits are the
 transitions the transitions report counts. The table holds the runs of the page's filters: inputs with other
@@ -67,10 +68,35 @@ def matching_runs(
 
 def share_run_facts(con: duckdb.DuckDBPyConnection, facts: tuple[str, ...], filters: Filters) -> None:
     """Reduce the runs `filters` keep to one row each with `facts` once, as a temporary table on
-    `con` that `matching_runs(..., con)` then reads for every input asking for some of them."""
+    `con` that `matching_runs(..., con)` then reads for every input asking for some of them.
+    Nothing to do when the store keeps each run's facts (store/derived.py): the inputs read them
+    there, each only the columns it needs (1M runs: copying the page's facts into the table cost
+    more CPU than every input's reads of run_state together)."""
+    if derived.current(con):
+        return
     needed = [name for name in RUN_FACTS if name in facts or name in filters.run_facts]
     sql, params = _matching_sql(needed, filters, con)
     con.execute(f"CREATE TEMP TABLE {SHARED_RUN_FACTS} AS {sql}", params or None)
+
+
+def runs_with_stays(
+    facts: tuple[str, ...], filters: Filters, con: duckdb.DuckDBPyConnection | None = None
+) -> tuple[str, dict]:
+    """CTEs `matching` (see `matching_runs`) and `matching_stays`: each of those runs with its
+    stay totals' columns (`stay_totals`; NULL for a run without any); and their params."""
+    cte, params = matching_runs(facts, filters, con)
+    if con is not None and derived.current(con):
+        # run_state holds each run's facts beside its stay accumulators: one scan, no join of
+        # facts and totals over every run (1M runs: ~0.4 s of CPU). A run without stays has no
+        # accumulators (NULL), so NULL totals, as from the join.
+        needed = [name for name in RUN_FACTS if name in facts or name in filters.run_facts]
+        where, where_params = filters.run_where()
+        params = params | where_params
+        source = f"(SELECT * FROM {derived.RUN_STATE} WHERE {where})"
+        stays = stay_totals_sql(accumulators=source, columns=", ".join(["run_id", *needed]))
+    else:
+        stays = f"SELECT * FROM matching LEFT JOIN {stay_totals(con, filters)} USING (run_id)"
+    return f"{cte}, matching_stays AS ({stays})", params
 
 
 def restrict(filters: Filters, column: str = "run_id") -> str:

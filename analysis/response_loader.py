@@ -8,7 +8,13 @@ from collections.abc import Callable
 import polars as pl
 
 from runtap.analysis.filters import Filters
-from runtap.analysis.loader import _frame, load_exchange_timings, load_operation_latency, load_overview
+from runtap.analysis.loader import (
+    _frame,
+    daily_token_sums,
+    load_exchange_timings,
+    load_operation_latency,
+    load_overview,
+)
 from runtap.analysis.response_facts import matching_responses, restrict_responses
 from runtap.store.latest import RESPONSE_TOKENS, status_changes
 
@@ -66,8 +72,7 @@ def load_response_daily_usage(con, filters: Filters) -> pl.LazyFrame:
         con,
         filters,
         ("model", *_USAGE_FACTS, "created_at", "first_observed_at"),
-        f"""SELECT date_trunc('day', coalesce(created_at, first_observed_at)) AS day, model, {_token_sums()}
-        FROM matching_responses WHERE with_usage GROUP BY ALL""",
+        daily_token_sums("matching_responses", RESPONSE_TOKENS),
     )
 
 

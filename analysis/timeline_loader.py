@@ -18,7 +18,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from runtap.analysis.facts import matching_runs, stay_totals
+from runtap.analysis.facts import runs_with_stays
 from runtap.analysis.filters import Filters
 from runtap.store.derived import boundaries_source
 from runtap.store.intervals import STAY_STATUSES, run_status_intervals_sql
@@ -95,12 +95,11 @@ def load_status_time(con: duckdb.DuckDBPyConnection, filters: Filters) -> pl.Dat
     """Per model, over its runs observed from creation to their end: runs, and the mean time per
     run in each of STAY_STATUSES (`<status>_mean_ms`, 0 for a run that never was in it) and
     end-to-end (`end_to_end_mean_ms`, the sum of the others)."""
-    cte, params = matching_runs(("model",), filters, con)
-    means = ", ".join(f"avg(coalesce(r.{s}_ms, 0)) AS {s}_mean_ms" for s in STAY_STATUSES)
+    cte, params = runs_with_stays(("model",), filters, con)
+    means = ", ".join(f"avg(coalesce({s}_ms, 0)) AS {s}_mean_ms" for s in STAY_STATUSES)
     sql = f"""WITH {cte}
-        SELECT m.model, count(*) AS runs, {means}, avg(r.end_to_end_ms) AS end_to_end_mean_ms
-        FROM matching m JOIN {stay_totals(con, filters)} r USING (run_id)
-        WHERE r.end_to_end_ms IS NOT NULL GROUP BY m.model ORDER BY m.model NULLS LAST"""
+        SELECT model, count(*) AS runs, {means}, avg(end_to_end_ms) AS end_to_end_mean_ms
+        FROM matching_stays WHERE end_to_end_ms IS NOT NULL GROUP BY model ORDER BY model NULLS LAST"""
     return con.sql(sql, params=params or None).pl()
 
 
@@ -108,13 +107,12 @@ def load_slowest(con: duckdb.DuckDBPyConnection, filters: Filters, limit: int) -
     """The `limit` slowest runs `filters` keep (longest end-to-end first; runs not observed from
     creation to their end after them, newest first), with their model and end_to_end_ms, and how
     many runs there are in all."""
-    cte, params = matching_runs(("model", "status", "first_observed_at"), filters, con)
+    cte, params = runs_with_stays(("model", "status", "first_observed_at"), filters, con)
     # The total counted apart: a window count over every run kept them all for the sort (0.2 s
     # of CPU on 1M runs) where the LIMIT alone keeps the top few.
     sql = f"""WITH {cte}
-        SELECT run_id, m.model, m.status, r.end_to_end_ms, (SELECT count(*) FROM matching) AS total
-        FROM matching m LEFT JOIN {stay_totals(con, filters)} r USING (run_id)
-        ORDER BY r.end_to_end_ms DESC NULLS LAST, m.first_observed_at DESC, run_id LIMIT {int(limit)}"""
+        SELECT run_id, model, status, end_to_end_ms, (SELECT count(*) FROM matching) AS total
+        FROM matching_stays ORDER BY end_to_end_ms DESC NULLS LAST, first_observed_at DESC, run_id LIMIT {int(limit)}"""
     frame = con.sql(sql, params=params or None).pl()
     total = frame["total"][0] if frame.height else 0
     return frame.drop("total"), total

@@ -222,7 +222,9 @@ def stay_accumulators_sql(boundaries: str) -> str:
               FROM {boundaries} GROUP BY run_id"""
 
 
-def stay_totals_sql(where: str = "true", boundaries: str | None = None, accumulators: str | None = None) -> str:
+def stay_totals_sql(
+    where: str = "true", boundaries: str | None = None, accumulators: str | None = None, columns: str = "run_id"
+) -> str:
     """SELECT per run (of the snapshots passing `where`): `<status>_ms` and
     `<status>_uncertainty_ms` for each of STAY_STATUSES (the run's closed stays in the status
     summed, with their uncertainties summed; NULL when it never left the status), end_to_end_ms
@@ -235,7 +237,8 @@ def stay_totals_sql(where: str = "true", boundaries: str | None = None, accumula
     (`stay_accumulators_sql`), no second window to pair each visit with the next. `boundaries`: a
     FROM item that already holds `status_boundaries_sql`'s rows, read instead of computing them;
     `accumulators`: one that already holds `stay_accumulators_sql`'s rows (then `where` and
-    `boundaries` are not read).
+    `boundaries` are not read); `columns`: what else to select from that source besides the totals
+    (run_state holds each run's facts beside its accumulators).
     """
     parts = []
     for s in STAY_STATUSES:
@@ -248,7 +251,7 @@ def stay_totals_sql(where: str = "true", boundaries: str | None = None, accumula
     ended = f"last_status IN ({_TERMINAL}) AND first_status NOT IN ({_TERMINAL}) AND first_u IS NOT NULL"
     source = accumulators or f"({stay_accumulators_sql(boundaries or f'({status_boundaries_sql(where)})')})"
     return f"""
-        SELECT run_id, {", ".join(parts)},
+        SELECT {columns}, {", ".join(parts)},
                CASE WHEN {ended} THEN (last_at - first_at) / 1000.0 END AS end_to_end_ms,
                CASE WHEN {ended} THEN first_u + last_u END AS end_to_end_uncertainty_ms
         FROM {source}"""

@@ -6,10 +6,12 @@ from __future__ import annotations
 import importlib.util
 import pathlib
 
+import duckdb
 import polars as pl
 import pytest
 
 from runtap.analysis import Filters, run_report
+from runtap.analysis.loader import daily_token_sums, prepare
 from runtap.store.reader import open_store
 from tests.store_fixtures import make_store, run_snapshot, usage
 
@@ -204,3 +206,26 @@ def test_only_exchanges_recorded_as_streamed_have_sse_events(recording):
             FROM sse_events s JOIN exchanges e USING (exchange_id)""").fetchall()[0]
     assert streamed > 0
     assert other == 0
+
+
+def test_daily_token_sums_give_date_truncs_utc_days():
+    """The day comes from the UTC wall clock, not date_trunc over TIMESTAMPTZ: the same days,
+    at and around midnight, before 1970 too, and NULL without any timestamp."""
+    con = duckdb.connect()
+    prepare(con)
+    con.execute("""CREATE TABLE runs AS SELECT * FROM (VALUES
+        (TIMESTAMPTZ '2026-01-05 00:00:00+00', NULL::TIMESTAMPTZ, 1),
+        (TIMESTAMPTZ '2026-01-05 23:59:59.999999+00', NULL, 2),
+        (TIMESTAMPTZ '2026-01-06 00:00:00.000001+00', NULL, 4),
+        (NULL, TIMESTAMPTZ '2026-01-06 01:00:00+02', 8),
+        (TIMESTAMPTZ '1969-12-31 23:59:59.5+00', NULL, 16),
+        (TIMESTAMPTZ '1970-01-01 00:00:00.5+00', NULL, 32),
+        (NULL, NULL, 64)) t(created_at, first_observed_at, prompt_tokens)""")
+    con.execute("ALTER TABLE runs ADD COLUMN model VARCHAR DEFAULT 'm'")
+    con.execute("ALTER TABLE runs ADD COLUMN with_usage BOOLEAN DEFAULT true")
+    got = con.sql(daily_token_sums("runs", ("prompt_tokens",))).fetchall()
+    want = con.sql("""SELECT date_trunc('day', coalesce(created_at, first_observed_at)) AS day, model,
+        sum(prompt_tokens)::BIGINT FROM runs GROUP BY ALL""").fetchall()
+    assert sorted(got, key=str) == sorted(want, key=str)
+    assert len(got) == 5
+    assert str(con.sql(daily_token_sums("runs", ("prompt_tokens",))).types[0]) == "TIMESTAMP WITH TIME ZONE"
