@@ -8,6 +8,7 @@ import importlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import polars as pl
 
@@ -16,7 +17,7 @@ from runtap.analysis.facts import share_run_facts, share_stay_totals
 from runtap.analysis.filters import Filters
 from runtap.analysis.formats import NULL_MARK, cell
 from runtap.analysis.loader import has_responses, is_empty, prepare
-from runtap.analysis.registry import API_REPORTS, REPORTS, ReportSpec, build_report, load_inputs
+from runtap.analysis.registry import API_REPORTS, REPORTS, ReportSpec, build_report, load_each, load_inputs
 from runtap.analysis.timeline import timeline
 from runtap.analysis.timeline_loader import load_bars, load_slowest, load_status_time
 from runtap.analysis.tokens import per_model_by_api
@@ -208,8 +209,15 @@ def write_html(db: str | Sequence[str], out: str, filters: Filters = Filters()) 
         specs = report_specs(with_responses)
         names = page_inputs(specs, with_responses)
         share_reductions(con, filters)
-        frames = load_inputs(con, names, filters)
-        timelines = load_timelines(con, filters)
+        # The timelines beside the inputs (`load_each`: at once on a store that keeps the runs' state).
+        loaded = load_each(
+            con,
+            {
+                "inputs": partial(load_inputs, names=names, filters=filters),
+                "timelines": partial(load_timelines, filters=filters),
+            },
+        )
+        frames, timelines = loaded["inputs"], loaded["timelines"]
     page = render_html(frames, filters, db if isinstance(db, str) else ", ".join(db), specs, timelines)
     with open(out, "w", encoding="utf-8") as handle:
         handle.write(page)

