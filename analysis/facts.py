@@ -9,10 +9,11 @@ the same as the `runs` view's; what is particular to reports is asking only for 
 input groups or sums by (plus those its filters read): one shared per-run cube of ten facts,
 grouped by most of them, made `tokens` 4x slower than its SQL.
 
-A page that reads many inputs at once (`report html`) is the exception: it reduces the runs once,
-with every fact its inputs read, into a temporary table on its connection (`share_run_facts`),
-and every input given that connection reads it instead of the snapshots (a store that keeps
-run_state needs no such table: every input reads it there); likewise the per-run
+A page that reads many inputs at once (`report html`) from a store that does not keep them is
+the exception: it reduces the runs once, with every fact its inputs read, into a temporary table
+on its connection (`share_run_facts`), and every input given that connection reads it instead of
+the snapshots (a store that keeps run_state needs no such table: every input reads it there,
+each the columns it needs, the stay totals beside them: `runs_with_stays`); likewise the per-run
 stay totals (`share_stay_totals`), which durations and the page's timelines both read, and the
 status boundaries under them, whose visits are the
 transitions the transitions report counts. The table holds the runs of the page's filters: inputs with other
