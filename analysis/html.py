@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import html
 import importlib
@@ -196,11 +197,17 @@ def share_reductions(con, filters: Filters) -> None:
     share_stay_totals(con, filters)
 
 
+def _import_quietly(name: str) -> None:
+    with contextlib.suppress(ImportError):
+        importlib.import_module(name)
+
+
 def write_html(db: str | Sequence[str], out: str, filters: Filters = Filters()) -> bool:
     """Write the HTML report for `db` to `out`; False (nothing written) when the store is empty."""
     # genai-prices is needed only once the inputs are loaded (analysis/costs.py); importing it
-    # meanwhile overlaps its ~0.3 s with DuckDB's queries, which release the GIL.
-    threading.Thread(target=importlib.import_module, args=("genai_prices",)).start()
+    # meanwhile overlaps its ~0.3 s with DuckDB's queries, which release the GIL. (Should it fail,
+    # the import where a price is looked up says why.)
+    threading.Thread(target=_import_quietly, args=("genai_prices",)).start()
     with open_sources(db) as con:
         prepare(con)
         if is_empty(con):
