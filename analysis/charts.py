@@ -94,6 +94,11 @@ def _top_down(chart, labels: list[str], series: list[tuple[str, list]]) -> str:
     return _svg(chart)
 
 
+def _usd(value) -> str:
+    """A cost axis' label: whole dollars from 100 up, two significant digits below (0.0024)."""
+    return "" if value is None else f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2g}"
+
+
 def _thousands(value) -> str:
     return "" if value is None else f"{value:,.0f}"
 
@@ -187,7 +192,7 @@ def tokens_over_time(daily_usage: pl.DataFrame, prices: pl.DataFrame) -> str | N
     cost = _chart(
         pygal.Line,
         title="Cost (USD) per model and UTC day (models without a price have no line)",
-        value_formatter=lambda v: f"{v:.2g}",
+        value_formatter=_usd,
         **common,
     )
     tokens.x_labels = cost.x_labels = days
@@ -212,7 +217,7 @@ def apis_per_model(by_api: pl.DataFrame) -> str | None:
         (
             "cost_usd",
             "Runs and responses per model: cost (USD; models without a price have none)",
-            lambda v: f"{v:.2g}",
+            _usd,
         ),
     ):
         chart = _chart(
